@@ -84,3 +84,24 @@ class Cancelled(PareStudioError):
     """The user cancelled a run. Nothing partial was written."""
 
     exit_code = 130
+
+
+class InputArrayError(PareStudioError, ValueError):
+    """Input arrays (or the file holding them, e.g. a crops ``.npz``) with a missing key or the
+    wrong shape, dtype or values. Also a ``ValueError`` so library callers can catch it as one."""
+
+    exit_code = 11
+
+
+class RenderError(PareStudioError):
+    """The overlay renderer cannot start (no usable OpenGL: EGL/Mesa missing) or failed mid-video.
+    Results already written (pare_output.pkl) are kept."""
+
+    exit_code = 12
+
+
+class ArchiveError(AssetError):
+    """A data archive (PARE's ``pare-github-data.zip``) that is truncated, corrupted or not the
+    expected archive. Nothing of it was installed."""
+
+    exit_code = 4
