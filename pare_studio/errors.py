@@ -105,3 +105,10 @@ class ArchiveError(AssetError):
     expected archive. Nothing of it was installed."""
 
     exit_code = 4
+
+
+class TrackEditError(PareStudioError, ValueError):
+    """A track edit that cannot be applied (merging tracks that share frames, splitting at a
+    frame outside the track, an unknown track id). Nothing was changed. Also a ``ValueError``."""
+
+    exit_code = 13
