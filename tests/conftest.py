@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,22 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PARE_STUDIO_SHARED", REPO.parent / "shared"))
 PARITY = SHARED / "parity"
 YOLO_PARITY = PARITY / "yolov3"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the fast path's ONNX export cache inside the test session (never the user's cache).
+
+    With ``PARE_STUDIO_TEST_ASSETS`` set it lives beside the assets and is reused across sessions.
+    """
+    if "PARE_STUDIO_CACHE" in os.environ:
+        return
+    fixed = os.environ.get("PARE_STUDIO_TEST_ASSETS")
+    if fixed:
+        cache = Path(fixed) / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+    else:
+        cache = Path(tempfile.mkdtemp(prefix="pare_studio_test_cache_"))
+    os.environ["PARE_STUDIO_CACHE"] = str(cache)
 
 
 def _run(args: list[str], cwd: Path) -> None:
