@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -31,13 +31,16 @@ from pare_studio.gui import documents
 from pare_studio.gui import settings as st
 from pare_studio.gui.engine import InferenceEngine, PredictorLoader
 from pare_studio.gui.engine_jobs import ModelAssets, OverlayVideoRequest, RunRequest, SavePklRequest
+from pare_studio.gui.occlusion_controller import OcclusionController
 from pare_studio.gui.qt_frame_view import QtFrameView
+from pare_studio.gui.qt_occlusion_panel import QtOcclusionPanel
 from pare_studio.gui.qt_run_panel import QtRunPanel
 from pare_studio.gui.qt_timeline import QtTimeline
 from pare_studio.gui.qt_track_list import QtTrackList
 from pare_studio.gui.state import ViewerState
 from pare_studio.gui.vispy_mesh_view import VispyMeshView
 from pare_studio.gui.window_actions import build_menus
+from pare_studio.gui.window_editing import WindowEditing
 from pare_studio.results import TrackResult, VideoResult
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,8 @@ class QtMainWindow(QMainWindow):
         self._mode_label = QLabel()
         self.statusBar().addPermanentWidget(self._mode_label)
         self._connect()
+        self._add_occlusion_panel()
+        self.editing = WindowEditing(self)  # Edit menu, smoothing dock, projects, exports
         self._restore_geometry()
         import pare_studio.pipeline.run  # noqa: F401  (now, not when the user presses Run)
 
@@ -152,6 +157,29 @@ class QtMainWindow(QMainWindow):
         s.result_changed.connect(self._update_enabled)
         s.track_added.connect(lambda _t: self._update_enabled())
 
+    def _add_occlusion_panel(self) -> None:
+        """The occlusion panel: a hidden dock, its View menu toggle (O), viewport wiring."""
+        self.occlusion = OcclusionController(self.state, self.engine, parent=self)
+        self.occlusion_panel = QtOcclusionPanel(self.occlusion)
+        dock = QDockWidget("Occlusion", self)
+        dock.setObjectName("occlusionDock")
+        dock.setWidget(self.occlusion_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock.hide()
+        self.occlusion_dock = dock
+        toggle = dock.toggleViewAction()
+        toggle.setText("Occlusion panel")
+        toggle.setShortcut(QKeySequence("O"))
+        toggle.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.addAction(toggle)
+        for a in self.menuBar().actions():
+            if a.menu() is not None and a.text().replace("&", "") == "View":
+                a.menu().addSeparator()
+                a.menu().addAction(toggle)
+        dock.visibilityChanged.connect(self.occlusion.set_active)
+        self.occlusion.scene_changed.connect(self.mesh_view.update_frame)
+        self.mesh_view.set_snapshot_filter(self.occlusion.scene_filter)
+
     # -- assets -------------------------------------------------------------------------------
 
     @staticmethod
@@ -166,6 +194,8 @@ class QtMainWindow(QMainWindow):
     def set_assets(self, assets: ModelAssets | None) -> None:
         """Use these model files for runs (None = viewer mode); loads the mesh faces for display."""
         self.assets = assets
+        self.occlusion.set_assets(assets)
+        self.editing.update_smpl()
         if assets is not None:
             self._mode_label.setText(f"Model: {assets.ckpt.name}")
             if self._preload:
@@ -193,7 +223,11 @@ class QtMainWindow(QMainWindow):
 
     def open_path(self, path: str | os.PathLike[str]) -> bool:
         """Open a video, an image folder or a pare_output.pkl; errors go to a dialog."""
+        from pare_studio.project import is_project_file
+
         p = Path(path).expanduser()
+        if p.is_file() and is_project_file(p):
+            return self.editing.open_project(p)
         if documents.is_results_file(p):
             return self.open_results(p)
         return self.open_video(p)
@@ -333,11 +367,18 @@ class QtMainWindow(QMainWindow):
     # -- export -------------------------------------------------------------------------------
 
     def export_pkl(self, path: str | os.PathLike[str] | None = None) -> bool:
-        """Save the current result as pare_output.pkl (in the engine thread, atomically)."""
-        result = self.state.result
-        if result is None or not result.tracks:
+        """Save the people chosen for export (edited; smoothed when smoothing is on) as
+        pare_output.pkl, atomically, in the engine thread (or the editing thread while smoothing
+        is still being computed)."""
+        result = self.editing.export_result()
+        if self.state.result is None or not self.state.result.tracks:
             self.show_error(
                 "There are no results to export yet: run PARE or open a pare_output.pkl."
+            )
+            return False
+        if result is not None and not result.tracks:
+            self.show_error(
+                "No person is chosen for export: tick some in the track list's Export column."
             )
             return False
         if path is None:
@@ -350,6 +391,8 @@ class QtMainWindow(QMainWindow):
             )
             if not path:
                 return False
+        if result is None:  # smoothing still being computed: the export job smooths the rest
+            return self.editing.export(self.editing.export_job("pkl", path))
         self.engine.save_pkl(SavePklRequest(result=result, path=Path(path)))
         return True
 
@@ -512,6 +555,8 @@ class QtMainWindow(QMainWindow):
         self._closing = True
         self.timeline.pause()
         st.set_value("window/geometry", self.saveGeometry())
+        self.occlusion.set_active(False)  # cancels a running sweep (it runs in the engine thread)
+        self.editing.shutdown()
         self.engine.shutdown()
         self.mesh_view.close()
         self.state.set_source(None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from pare_studio.gui.state import DisplayOptions, ViewerState
 from pare_studio.gui.track_utils import track_color
 
 _seq = itertools.count(1)
+#: Colour of the raw body behind a smoothed one, RGBA (alpha = the ghost's opacity).
+RAW_GHOST_COLOR = (0.75, 0.75, 0.8, 0.3)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class SceneSnapshot:
     frame_size : (width, height) of the video, pixels ((0, 0) = unknown: no 2D overlay).
     overlay : render the 2D mesh overlay.
     reset_view : aim the 3D camera at these meshes (a new result, or the user asked).
+    raw_ghosts : the raw (unsmoothed) bodies of the 3D people while smoothing is shown
+        (``ViewerState.set_ghost_tracks``), drawn translucent; never in the 2D overlay.
     """
 
     seq: int
@@ -58,6 +62,7 @@ class SceneSnapshot:
     frame_size: tuple[int, int] = (0, 0)
     overlay: bool = False
     reset_view: bool = False
+    raw_ghosts: tuple[TrackDraw, ...] = ()
 
     @property
     def tracks_3d(self) -> tuple[TrackDraw, ...]:
@@ -83,6 +88,13 @@ def build_snapshot(state: ViewerState, reset_view: bool = False) -> SceneSnapsho
                 in_3d=in_3d,
             )
         )
+    ghosts = []
+    if opts.show_raw_ghost:
+        for d in draws:
+            raw = state.ghost_track(d.track_id) if d.in_3d else None
+            row = raw.index_of(state.frame) if raw is not None else None
+            if raw is not None and row is not None and raw.verts is not None:
+                ghosts.append(replace(d, verts=raw.verts[row], joints=None, color=RAW_GHOST_COLOR))
     w, h = state.frame_size
     return SceneSnapshot(
         seq=next(_seq),
@@ -93,6 +105,7 @@ def build_snapshot(state: ViewerState, reset_view: bool = False) -> SceneSnapsho
         frame_size=(int(w), int(h)),
         overlay=bool(opts.show_mesh_overlay and state.faces is not None and w and h),
         reset_view=reset_view,
+        raw_ghosts=tuple(ghosts),
     )
 
 

@@ -1,12 +1,19 @@
-"""QtTrackList: a row per track (colour, id, frames, range); tick = show, click = select."""
+"""QtTrackList: a row per track (colour, id, frames, range); tick = show, click = select.
+
+The Export column ticks the tracks to export (``export_toggled``); the context menu comes from
+a provider the window installs (``set_context_menu_provider``: rename, delete, merge, split).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QContextMenuEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QMenu,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
@@ -15,7 +22,16 @@ from PySide6.QtWidgets import (
 from pare_studio.gui.state import ViewerState
 from pare_studio.gui.track_utils import track_color_255
 
-_HEADERS = ("Track", "Frames", "Range")
+_HEADERS = ("Track", "Frames", "Range", "Export")
+_EXPORT_COL = 3
+
+
+def _label(track_id: int, name: str) -> str:
+    return f"#{track_id}  {name}" if name else f"#{track_id}"
+
+
+def _check(on: bool) -> Qt.CheckState:
+    return Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
 
 
 def _swatch(track_id: int) -> QIcon:
@@ -25,12 +41,20 @@ def _swatch(track_id: int) -> QIcon:
 
 
 class QtTrackList(QTableWidget):
-    """The tracks of the current result, kept in sync with :class:`ViewerState`."""
+    """The tracks of the current result, kept in sync with :class:`ViewerState`.
+
+    Signals
+    -------
+    export_toggled(int, bool) : the user ticked / unticked a track's Export box.
+    """
+
+    export_toggled = Signal(int, bool)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(0, len(_HEADERS), parent)
         self._state = state
         self._updating = False
+        self._menu_provider: Callable[[int], QMenu | None] | None = None
         self.setObjectName("trackList")
         self.setHorizontalHeaderLabels(list(_HEADERS))
         self.verticalHeader().setVisible(False)
@@ -47,6 +71,7 @@ class QtTrackList(QTableWidget):
         state.track_added.connect(self._upsert)
         state.selection_changed.connect(self._show_selection)
         state.visibility_changed.connect(self._show_visibility)
+        state.labels_changed.connect(self._show_labels)
         self._rebuild()
 
     # -- public -------------------------------------------------------------------------------
@@ -72,6 +97,34 @@ class QtTrackList(QTableWidget):
     def is_checked(self, track_id: int) -> bool:
         r = self.row_of(track_id)
         return r >= 0 and self.item(r, 0).checkState() == Qt.CheckState.Checked
+
+    def set_exported(self, track_id: int, on: bool) -> None:
+        """Tick / untick a track's Export box, as a click would."""
+        r = self.row_of(track_id)
+        if r >= 0:
+            self.item(r, _EXPORT_COL).setCheckState(_check(on))
+
+    def is_exported(self, track_id: int) -> bool:
+        r = self.row_of(track_id)
+        return r >= 0 and self.item(r, _EXPORT_COL).checkState() == Qt.CheckState.Checked
+
+    def set_context_menu_provider(self, provider: Callable[[int], QMenu | None] | None) -> None:
+        """``provider(track_id)`` builds the context menu of a row (None: no menu)."""
+        self._menu_provider = provider
+
+    def context_menu_for(self, track_id: int) -> QMenu | None:
+        """The context menu of ``track_id``'s row (not shown), or None."""
+        if self._menu_provider is None or self.row_of(track_id) < 0:
+            return None
+        return self._menu_provider(int(track_id))
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802
+        item = self.itemAt(event.pos())
+        menu = self.context_menu_for(self._row_id(item.row())) if item is not None else None
+        if menu is not None:
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+            menu.popup(event.globalPos())
+            event.accept()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -108,7 +161,8 @@ class QtTrackList(QTableWidget):
             return
         if insert:
             self.insertRow(row)
-        first = QTableWidgetItem(_swatch(track_id), f"#{track_id}")
+        name = self._state.track_name(track_id)
+        first = QTableWidgetItem(_swatch(track_id), _label(track_id, name))
         first.setData(Qt.ItemDataRole.UserRole, int(track_id))
         first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         first.setCheckState(
@@ -122,9 +176,21 @@ class QtTrackList(QTableWidget):
         self.setItem(row, 0, first)
         self.setItem(row, 1, frames)
         self.setItem(row, 2, QTableWidgetItem(span))
+        export = QTableWidgetItem()
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
+        export.setFlags(flags | Qt.ItemFlag.ItemIsSelectable)
+        export.setCheckState(_check(self._state.is_exported(track_id)))
+        export.setToolTip("Tick to include this person in exports")
+        self.setItem(row, _EXPORT_COL, export)
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if self._updating or item.column() != 0:
+        if self._updating:
+            return
+        if item.column() == _EXPORT_COL:
+            tid = self._row_id(item.row())
+            self.export_toggled.emit(tid, item.checkState() == Qt.CheckState.Checked)
+            return
+        if item.column() != 0:
             return
         tid = int(item.data(Qt.ItemDataRole.UserRole))
         self._state.set_track_visible(tid, item.checkState() == Qt.CheckState.Checked)
@@ -156,5 +222,16 @@ class QtTrackList(QTableWidget):
             self.item(r, 0).setCheckState(
                 Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked
             )
+        finally:
+            self._updating = False
+
+    def _show_labels(self) -> None:
+        """Names and Export boxes from the state (after an edit, undo or redo)."""
+        self._updating = True
+        try:
+            for r in range(self.rowCount()):
+                tid = self._row_id(r)
+                self.item(r, 0).setText(_label(tid, self._state.track_name(tid)))
+                self.item(r, _EXPORT_COL).setCheckState(_check(self._state.is_exported(tid)))
         finally:
             self._updating = False

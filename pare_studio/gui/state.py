@@ -34,6 +34,7 @@ class DisplayOptions:
     show_joints3d: bool = False
     all_tracks_3d: bool = True
     show_grid: bool = True
+    show_raw_ghost: bool = True  # smoothing on: the raw body as a ghost in 3D
 
 
 class ViewerState(QObject):
@@ -49,6 +50,7 @@ class ViewerState(QObject):
     visibility_changed(int, bool) : a track was shown / hidden.
     display_changed() : a display option changed.
     faces_changed() : the mesh topology became (un)available.
+    labels_changed() : track names or the export choice changed (the edit session's).
     """
 
     source_changed = Signal()
@@ -59,6 +61,7 @@ class ViewerState(QObject):
     visibility_changed = Signal(int, bool)
     display_changed = Signal()
     faces_changed = Signal()
+    labels_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +74,10 @@ class ViewerState(QObject):
         self._selected: int | None = None
         self._hidden: set[int] = set()
         self._display = DisplayOptions()
+        self._names: dict[int, str] = {}
+        self._export: frozenset[int] | None = None
+        self._ghosts: dict[int, TrackResult] = {}
+        self._keeping_view = False
 
     # -- video --------------------------------------------------------------------------------
 
@@ -127,9 +134,18 @@ class ViewerState(QObject):
         self._selected = old_selected if keep_view and old_selected in ids else None
         if self._selected is None and ids:
             self._selected = min(ids)
-        self.result_changed.emit()
+        self._keeping_view = keep_view
+        try:
+            self.result_changed.emit()
+        finally:
+            self._keeping_view = False
         self.selection_changed.emit(self.selected_track)
         self._clamp_and_emit_frame(force=True)
+
+    @property
+    def keeping_view(self) -> bool:
+        """True while ``result_changed`` announces a ``keep_view`` replacement (e.g. an edit)."""
+        return self._keeping_view
 
     def adopt_result(self, result: VideoResult, path: Path | None = None) -> None:
         """Take a run's final result: when it holds exactly the tracks already streamed (the same
@@ -302,3 +318,33 @@ class ViewerState(QObject):
         if new != self._display:
             self._display = new
             self.display_changed.emit()
+
+    # -- track labels and ghosts (set by the edit session, window_editing.py) -----------------
+
+    def track_name(self, track_id: int) -> str:
+        """The name the user gave the track, '' when not renamed."""
+        return self._names.get(int(track_id), "")
+
+    def is_exported(self, track_id: int) -> bool:
+        """Whether the track is chosen for export (True when no choice was made)."""
+        return self._export is None or int(track_id) in self._export
+
+    def set_track_labels(self, names: dict[int, str], export: set[int] | None) -> None:
+        """Track names and the ids chosen for export (None = all); emits ``labels_changed``."""
+        new_names = {int(k): str(v) for k, v in names.items()}
+        new_export = None if export is None else frozenset(int(t) for t in export)
+        if new_names != self._names or new_export != self._export:
+            self._names, self._export = new_names, new_export
+            self.labels_changed.emit()
+
+    def ghost_track(self, track_id: int) -> TrackResult | None:
+        """The raw (unsmoothed) track drawn as a ghost with ``track_id``, if any."""
+        return self._ghosts.get(int(track_id))
+
+    def set_ghost_tracks(self, tracks: dict[int, TrackResult] | None) -> None:
+        """Raw tracks to draw as ghosts under the shown ones (None = none); redraws the 3D view."""
+        new = dict(tracks or {})
+        if new.keys() == self._ghosts.keys() and all(new[t] is self._ghosts[t] for t in new):
+            return
+        self._ghosts = new
+        self.display_changed.emit()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtWidgets import QWidget
@@ -68,6 +69,7 @@ class VispyMeshView:
         self._needs_reset = True
         self._closed = False
         self._last: SceneSnapshot | None = None
+        self._filter: Callable[[SceneSnapshot], SceneSnapshot] | None = None
 
         state.source_changed.connect(self._on_new_result)
         state.result_changed.connect(self._on_new_result)
@@ -99,6 +101,8 @@ class VispyMeshView:
         if self._closed:
             return
         snap = build_snapshot(self._state, reset_view=self._needs_reset)
+        if self._filter is not None:
+            snap = self._filter(snap)
         if snap.tracks:
             self._needs_reset = False
         self._last = snap
@@ -108,6 +112,12 @@ class VispyMeshView:
             assert self._scene is not None and self.canvas is not None
             self._scene.apply(snap, prepare_geometry(snap, self._normals, self._hidden_side))
             self.canvas.update()
+
+    def set_snapshot_filter(self, fn: Callable[[SceneSnapshot], SceneSnapshot] | None) -> None:
+        """``fn(snapshot) -> snapshot`` rewrites every scene before it is drawn (the occlusion
+        panel's occluded mesh and ghost); None removes it."""
+        self._filter = fn
+        self.update_frame()
 
     def displayed_vertices(self, track_id: int) -> np.ndarray | None:
         """The vertex data of ``track_id``'s visual, (6890, 3) float32, or None if not drawn.
@@ -172,7 +182,8 @@ class VispyMeshView:
         return self._scene.shown_vertices()
 
     def _on_new_result(self) -> None:
-        self._needs_reset = True
+        if not self._state.keeping_view:  # an edit or a smoothing update keeps the camera
+            self._needs_reset = True
         self.update_frame()
 
     def _on_track_added(self, track_id: int) -> None:

@@ -15,6 +15,7 @@ from vispy import scene
 
 from pare_studio.gui.mesh_snapshot import SceneSnapshot, TrackGeometry
 from pare_studio.gui.placement import display_points
+from pare_studio.gui.vispy_ghost import GhostLayer
 from pare_studio.gui.vispy_mesh_visual import VispyIndexedMesh, unique_edges
 
 BACKGROUND = "#1e2127"
@@ -59,6 +60,7 @@ class VispyScene:
         self._faces_src: np.ndarray | None = None
         self._faces: np.ndarray | None = None
         self._edges: np.ndarray | None = None
+        self._ghosts = GhostLayer(self.view.scene)  # the occlusion panel's unoccluded meshes
 
     # -- snapshot -----------------------------------------------------------------------------
 
@@ -98,6 +100,8 @@ class VispyScene:
         if snap.reset_view or (not self._has_grid and draws):
             self.reset_view()
         self._grid.visible = snap.options.show_grid and self._has_grid
+        # the occlusion panel's ghosts, then the raw bodies behind smoothed ones
+        self._ghosts.apply((*getattr(snap, "ghosts", ()), *snap.raw_ghosts), snap.faces)
         self.last_seq = snap.seq
 
     def shown_vertices(self) -> dict[int, np.ndarray]:
