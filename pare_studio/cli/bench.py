@@ -91,6 +91,9 @@ class BenchRow:
     ratio : plain_ms / fast_ms.
     max_abs_diff : largest |fast - plain| over all outputs; ``worst`` names the array.
     within_tol : every array within REL_TOL · max(1, max|plain|).
+    plain_cpu_ms, fast_cpu_ms : median CPU time of the process per crop, all threads (less
+        sensitive to other processes than wall time; includes spin-waiting).
+    load : 1-minute load average before and after this batch size (cores: ``os.cpu_count()``).
     """
 
     batch: int
@@ -102,6 +105,9 @@ class BenchRow:
     max_abs_diff: float
     worst: str
     within_tol: bool
+    plain_cpu_ms: float = float("nan")
+    fast_cpu_ms: float = float("nan")
+    load: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def compare_outputs(
@@ -128,24 +134,42 @@ def time_pair(
 ) -> BenchRow:
     """Time ``predict(images, batch_size=len(images))`` on both predictors, interleaved."""
     b = len(images)
+    load0 = os.getloadavg()[0]
     for _ in range(warmup):
         plain.predict(images, batch_size=b)
         fast.predict(images, batch_size=b)
     tp: list[float] = []
     tf: list[float] = []
+    cp: list[float] = []
+    cf: list[float] = []
     out_p = out_f = None
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out_p = plain.predict(images, batch_size=b)
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         out_f = fast.predict(images, batch_size=b)
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         tp.append((t1 - t0) * 1000 / b)
         tf.append((t2 - t1) * 1000 / b)
+        cp.append((c1 - c0) * 1000 / b)
+        cf.append((c2 - c1) * 1000 / b)
     assert out_p is not None and out_f is not None
     diff, where, ok = compare_outputs(out_p.to_reference_dict(), out_f.to_reference_dict())
     pm, fm = statistics.median(tp), statistics.median(tf)
-    return BenchRow(b, pm, fm, min(tp), min(tf), pm / fm, diff, where, ok)
+    return BenchRow(
+        b,
+        pm,
+        fm,
+        min(tp),
+        min(tf),
+        pm / fm,
+        diff,
+        where,
+        ok,
+        statistics.median(cp),
+        statistics.median(cf),
+        (load0, os.getloadavg()[0]),
+    )
 
 
 def bench_images(batch: int, parity_inputs: Path | None = None) -> np.ndarray:
@@ -212,15 +236,18 @@ def synthetic_assets(assets_dir: Path | None) -> tuple[Path, Path, Path, Path]:
 
 def format_table(rows: list[BenchRow], fast_name: str) -> str:
     """The results as a fixed-width text table."""
+    fast_col = f"fast ({fast_name}) ms/crop"
     head = (
-        f"{'batch':>5} | {'plain torch ms/crop':>19} | {f'fast ({fast_name}) ms/crop':>19} | "
-        f"{'ratio':>6} | max |diff| (array)"
+        f"{'batch':>5} | {'plain torch ms/crop':>22} | {fast_col:>22} | {'ratio':>6} | "
+        f"{'CPU ms/crop plain/fast':>22} | {'load avg':>11} | max |diff| (array)"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.batch:>5} | {r.plain_ms:>10.1f} (min {r.plain_min_ms:>5.1f}) | "
-            f"{r.fast_ms:>8.1f} (min {r.fast_min_ms:>5.1f}) | {r.ratio:>5.2f}x | "
+            f"{r.batch:>5} | {r.plain_ms:>10.1f} (min {r.plain_min_ms:>6.1f}) | "
+            f"{r.fast_ms:>10.1f} (min {r.fast_min_ms:>6.1f}) | {r.ratio:>5.2f}x | "
+            f"{r.plain_cpu_ms:>10.1f} / {r.fast_cpu_ms:>9.1f} | "
+            f"{r.load[0]:>4.2f}->{r.load[1]:>4.2f} | "
             f"{r.max_abs_diff:.2g} ({r.worst}){'' if r.within_tol else '  OVER TOLERANCE'}"
         )
     return "\n".join(lines)

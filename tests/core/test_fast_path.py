@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,9 +52,9 @@ def module_cache(assets_dir: Path, export_calls: list[Path]) -> Iterator[Path]:
     cache = assets_dir / "onnx_cache"
     real_export = onnx_runner.export_network
 
-    def counting_export(network: torch.nn.Module, path: Path, img_res: int = 224) -> None:
+    def counting_export(network: torch.nn.Module, path: Path, *args: Any, **kwargs: Any) -> None:
         export_calls.append(path)
-        real_export(network, path, img_res)
+        real_export(network, path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_ENV, str(cache))
@@ -100,7 +101,9 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def _copying_exporter(good: Path, calls: list[Path]):  # noqa: ANN202
     """Stands in for export_network: writes the known-good export (no 30+ s export)."""
 
-    def export(network: torch.nn.Module, path: Path, img_res: int = 224) -> None:
+    def export(
+        network: torch.nn.Module, path: Path, img_res: int = 224, exporter: str = ""
+    ) -> None:
         calls.append(path)
         shutil.copyfile(good, path)
 
@@ -143,7 +146,7 @@ def test_auto_picks_onnx_on_cpu_and_reuses_the_cache(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     exports_before = len(export_calls)
-    assert exports_before <= 1  # the onnx_predictor fixture exported at most once
+    assert exports_before <= len(onnx_runner.EXPORTERS)  # the fixture's export, if any
     model = onnx_predictor.runner.model_path
     assert model is not None and model.parent == module_cache / "onnx" and model.is_file()
     meta = json.loads(model.with_suffix(".json").read_text())
@@ -362,9 +365,14 @@ def test_export_failure_falls_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken_export(network: torch.nn.Module, path: Path, img_res: int = 224) -> None:
+    def broken_export(
+        network: torch.nn.Module, path: Path, img_res: int = 224, exporter: str = ""
+    ) -> None:
+        tried.append(exporter)
         path.write_bytes(b"partial")
         raise RuntimeError("exporter exploded")
+
+    tried: list[str] = []
 
     monkeypatch.setattr(onnx_runner, "export_network", broken_export)
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
@@ -374,6 +382,7 @@ def test_export_failure_falls_back_with_one_warning(
     pred.close()
     warned = _warnings(caplog)
     assert len(warned) == 1 and "exporter exploded" in warned[0], warned
+    assert tried == list(onnx_runner.EXPORTERS)  # every exporter was tried
     assert sorted(p.name for p in (tmp_path / "cache" / "onnx").iterdir()) == []  # no leftovers
     with pytest.raises(ConfigError, match="exporter exploded"):
         load_predictor(cfg_path, ckpt_path, smpl_dir, device="cpu", backend="onnx")
@@ -398,6 +407,23 @@ def test_export_check_rejects_a_different_network(
 
     with pytest.raises(FastPathUnavailable, match="differs from PyTorch"):
         check_export(session, Zeros())
+
+
+def test_both_exporters_handle_the_head(network: torch.nn.Module, tmp_path: Path) -> None:
+    """The head (slicing, softmax pooling, locally connected layer, 6-D -> rotation) exports
+    with the TorchScript-based and with the dynamo exporter (the fallback) and matches eager."""
+    import onnxruntime
+
+    head = fold_batchnorm(network.head)
+    channels = network.backbone.out_channels
+    for exporter in onnx_runner.EXPORTERS:
+        path = tmp_path / f"head_{exporter}.onnx"
+        onnx_runner.export_network(head, path, img_res=56, exporter=exporter, channels=channels)
+        session = onnx_runner.make_session(onnxruntime, path)
+        assert check_export(session, network.head, img_res=56, channels=channels) < 1e-4
+        assert [o.name for o in session.get_outputs()] == list(HEAD_KEYS)
+    with pytest.raises(ValueError, match="unknown exporter"):
+        onnx_runner.export_network(head, tmp_path / "x.onnx", exporter="tensorrt")
 
 
 # ------------------------------------------------------------------------ folding, bench
