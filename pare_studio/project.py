@@ -62,9 +62,9 @@ from typing import Any
 import numpy as np
 
 from pare_studio import __version__
+from pare_studio.atomic import atomic_output
 from pare_studio.edits import EditState
 from pare_studio.errors import ResultFileError
-from pare_studio.export.atomic import atomic_output
 from pare_studio.pipeline.smoothing import (
     DEFAULT_BETA,
     DEFAULT_MIN_CUTOFF,

@@ -8,12 +8,12 @@ numbers of the paper's table) and the "occluded" subset, and every sequence. Eac
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +23,8 @@ import numpy as np
 
 from pare_studio.analysis.datasets import GENDERED_DATASETS
 from pare_studio.analysis.pw3d_sequences import is_occluded_sequence, is_test_sequence
+from pare_studio.atomic import atomic_output, prepare_folder
 from pare_studio.core.constants import J14_NAMES
-from pare_studio.errors import OutputError
 
 #: Names of the 3DPW subsets in the summary.
 SUBSET_TEST = "3DPW-Test"
@@ -240,12 +240,8 @@ class EvalReport:
 
         Raises :class:`OutputError` when the folder or a file cannot be written.
         """
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create the output folder {out}: {exc}") from None
-        jobs: list[tuple[Path, Callable[[IO[bytes]], None]]] = [
+        out = prepare_folder(out_dir)
+        jobs: list[tuple[Path, Callable[[IO[bytes]], object]]] = [
             (
                 out / RESULTS_JSON,
                 lambda f: f.write(
@@ -257,19 +253,8 @@ class EvalReport:
         for name, errors in self.results.items():
             arrays = errors.to_npz_dict(with_vertices=save_vertices)
             jobs.append((out / errors_file_name(name), lambda f, a=arrays: np.savez(f, **a)))
-        temps: list[tuple[str, Path]] = []
-        try:
+        # every file is complete in its temp file before the first one is renamed into place
+        with contextlib.ExitStack() as stack:
             for target, writer in jobs:
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out)
-                temps.append((tmp, target))
-                with os.fdopen(fd, "wb") as f:
-                    writer(f)
-            for tmp, target in temps:
-                os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write the evaluation results to {out}: {exc}") from None
-        finally:
-            for tmp, _target in temps:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        return [target for _tmp, target in temps]
+                writer(stack.enter_context(atomic_output(target)))
+        return [target for target, _writer in jobs]

@@ -21,7 +21,6 @@ minute the first time).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -32,7 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pare_studio.errors import ConfigError, OutputError
+from pare_studio.atomic import write_json_atomic
+from pare_studio.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -316,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(rows, fast.backend))
     if args.json is not None:
-        _write_json(
+        write_json_atomic(
             args.json,
             {
                 "threads": threads,
@@ -329,17 +329,3 @@ def run(args: argparse.Namespace) -> int:
             },
         )
     return 0 if all(r.within_tol for r in rows) else 1
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -504,24 +504,14 @@ def render(
 
 
 def _write_png_atomic(path: Path, rgb: Any) -> None:
-    import os
-    import tempfile
-
     import cv2
+
+    from pare_studio.atomic import write_bytes_atomic
 
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OutputError(f"cannot encode {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
+    write_bytes_atomic(path, data.tobytes())
 
 
 class FolderRenderer:

@@ -615,7 +615,7 @@ def _write_npz(
 ) -> None:
     import numpy as np
 
-    from pare_studio.cli.predict import write_npz_atomic
+    from pare_studio.atomic import write_npz_atomic
     from pare_studio.core.constants import J14_NAMES
 
     first = results[0]

@@ -12,14 +12,13 @@ ImageNet mean / std. ``out.npz`` gets ``pred_pose``, ``pred_shape``, ``pred_cam`
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pare_studio.atomic import write_npz_atomic
 from pare_studio.cli._common import add_model_args
 from pare_studio.errors import InputArrayError, OutputError
 
@@ -80,30 +79,6 @@ def read_crops(path: Path) -> np.ndarray:
     return images
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to a temp file next to ``path``, then ``os.replace``."""
-    import numpy as np
-
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputArrayError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -128,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = predictor.predict(images, batch_size=args.batch_size)
         t2 = time.perf_counter()
-        write_npz_atomic(args.out, out.to_reference_dict())
+        write_npz_atomic(args.out, out.to_reference_dict(), create_folder=False)
     finally:
         predictor.close()
     n = len(out)

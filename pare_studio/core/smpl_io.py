@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pare_studio.atomic import write_npz_atomic
 from pare_studio.core.constants import (
     SMPL_NUM_BETAS,
     SMPL_NUM_FACES,
@@ -450,7 +450,8 @@ def load_smpl_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def save_clean_smpl(arrays: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
-    """Write the body-model arrays to a pickle-free ``.npz`` (temp file + ``os.replace``).
+    """Write the body-model arrays to a pickle-free ``.npz`` atomically (:mod:`pare_studio.atomic`;
+    :class:`~pare_studio.errors.OutputError` when it cannot be written).
 
     Only the arrays of :data:`SMPL_ARRAY_SHAPES` (plus ``J`` when present) are kept;
     ``shapedirs`` keeps all its components. Returns the written path.
@@ -458,16 +459,7 @@ def save_clean_smpl(arrays: Mapping[str, np.ndarray], path: str | os.PathLike[st
     path = Path(path)
     validate_smpl_arrays(arrays, path)
     keep = {k: np.asarray(arrays[k]) for k in (*SMPL_ARRAY_SHAPES, "J") if k in arrays}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **keep)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_npz_atomic(path, keep)
 
 
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pare_studio.atomic import write_text_atomic
 from pare_studio.core.constants import SMPL_JOINT_NAMES
 from pare_studio.errors import ResultFileError
-from pare_studio.export.atomic import write_text_atomic
 from pare_studio.export.common import (
     ExportOptions,
     PreparedTrack,

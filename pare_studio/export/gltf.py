@@ -50,8 +50,8 @@ from typing import Any
 import numpy as np
 
 from pare_studio import __version__
+from pare_studio.atomic import write_bytes_atomic
 from pare_studio.core.constants import SMPL_JOINT_NAMES
-from pare_studio.export.atomic import write_bytes_atomic
 from pare_studio.export.common import (
     ExportOptions,
     PreparedTrack,

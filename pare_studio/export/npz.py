@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pare_studio.export.atomic import write_bytes_atomic
+from pare_studio.atomic import write_bytes_atomic
 from pare_studio.export.common import ExportOptions, per_track_paths, select_tracks
 from pare_studio.export.rig import check_rotations, nearest_rotations
 from pare_studio.export.translation import CameraIntrinsics, root_translation

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pare_studio.export.atomic import prepare_folder, write_text_atomic
+from pare_studio.atomic import prepare_folder, write_text_atomic
 from pare_studio.export.common import ExportOptions, select_tracks
 from pare_studio.export.translation import root_translation
 from pare_studio.results import TrackResult, VideoResult

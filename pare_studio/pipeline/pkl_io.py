@@ -38,7 +38,6 @@ import io
 import lzma
 import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +45,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from pare_studio.errors import OutputError, ResultFileError, UnsafePickleError
+from pare_studio.atomic import atomic_output
+from pare_studio.errors import ResultFileError, UnsafePickleError
 from pare_studio.results import TrackResult, VideoResult
 
 #: Pickle protocol of the files we write (Python >= 3.4 reads it; the reference ran 3.7).
@@ -90,27 +90,6 @@ class _NoTellWriter:
         raise io.UnsupportedOperation("tell")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort; not every platform can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_pare_output(path: str | os.PathLike[str], result: VideoResult) -> Path:
     """Write ``result`` as a reference-layout ``pare_output.pkl``, atomically.
 
@@ -147,45 +126,9 @@ def dump_joblib_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
     """
     import joblib
 
-    path = Path(path)
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the output folder {folder}: {exc.strerror or exc}; "
-            "choose another --output_folder"
-        ) from exc
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; cannot write {path.name} there")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write in the output folder {folder}: {exc.strerror or exc}; "
-            "choose another --output_folder"
-        ) from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            joblib.dump(payload, _NoTellWriter(fh), protocol=WRITE_PROTOCOL)
-            fh.flush()
-            # mkstemp makes the file private (0600); give it the permissions open() would.
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"cannot write {path}: {exc.strerror or exc}; nothing was written"
-                + (" (the existing file is unchanged)" if path.exists() else "")
-            ) from exc
-        raise
-    _fsync_dir(folder)
-    return path
+    with atomic_output(path, "wb") as fh:
+        joblib.dump(payload, _NoTellWriter(fh), protocol=WRITE_PROTOCOL)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------

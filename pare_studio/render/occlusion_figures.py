@@ -14,22 +14,21 @@ Sweep gif
     (:class:`~pare_studio.render.mesh_renderer.MeshRenderer`, the crop's weak-perspective camera
     ``(s, s, tx, ty)``) and the side view to the right, plus a caption.
 
-Every file is written to a temp file in its folder and ``os.replace``d.
+Every file is written atomically (:mod:`pare_studio.atomic`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pare_studio.analysis.occlusion import Fill, OccluderRect, fill_pixels
+from pare_studio.atomic import atomic_output
 from pare_studio.core.constants import IMAGENET_MEAN, IMAGENET_STD, J14_NAMES
-from pare_studio.errors import OutputError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -154,34 +153,6 @@ def heatmap_figure(
     return fig
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, write: Callable[[object], None]) -> Path:
-    """Write through ``write(file object)`` into a temp file next to ``path``, then replace."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is an ordinary file
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_heatmap_figure(
     path: str | os.PathLike[str],
     image: np.ndarray,
@@ -194,7 +165,9 @@ def save_heatmap_figure(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    return _atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png"))
+    with atomic_output(path) as fh:
+        fig.savefig(fh, format="png")
+    return Path(path)
 
 
 def heatmap_title(kind: str, sweep: SweepResult) -> str:
@@ -302,9 +275,8 @@ def save_gif(
         raise ValueError("no frames to write")
     duration = max(20, int(round(1000.0 / fps)))
 
-    def write(fh: object) -> None:
+    with atomic_output(path) as fh:
         images[0].save(
             fh, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
         )
-
-    return _atomic_write(Path(path), write)
+    return Path(path)

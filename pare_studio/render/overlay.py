@@ -17,16 +17,14 @@ Differences from the reference, on purpose:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Generator
 from pathlib import Path
 
 import numpy as np
 
+from pare_studio.atomic import write_text_atomic
 from pare_studio.cancel import CancelToken
-from pare_studio.errors import OutputError, RenderError
+from pare_studio.errors import RenderError
 from pare_studio.pipeline.video import DEFAULT_FOLDER_FPS, FrameSource
 from pare_studio.render.mesh_renderer import ROT_FRONT, MeshRenderer, track_color
 from pare_studio.render.video_writer import VideoWriter
@@ -77,19 +75,7 @@ def save_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
     """
     path = Path(path)
     rotated = np.asarray(verts, np.float64) @ ROT_FRONT.T
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(obj_text(rotated, faces))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+    write_text_atomic(path, obj_text(rotated, faces))
     return path
 
 

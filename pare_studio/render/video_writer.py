@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
+from pare_studio.atomic import discard, publish, temp_beside
 from pare_studio.errors import OutputError
 
 #: x264 settings: visually lossless enough for overlays, fast on a laptop CPU.
@@ -78,19 +78,8 @@ class VideoWriter:
         self.size: tuple[int, int] | None = None  # (width, height) as written (even)
         self._stream = None
         self._done = False
-        if self.path.is_dir():
-            raise OutputError(f"Cannot write the video to {self.path}: it is a folder.")
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.stem}.", suffix=".tmp")
-            os.close(fd)
-        except OSError as exc:
-            raise OutputError(
-                f"Cannot write to the folder {folder}: {exc.strerror or exc}. "
-                "Choose a writable output folder."
-            ) from exc
-        self._tmp = Path(tmp)
+        fd, self._tmp = temp_beside(self.path)
+        os.close(fd)
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4")
         except Exception as exc:
@@ -160,12 +149,11 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-            os.replace(self._tmp, self.path)
         except (self._av.error.FFmpegError, OSError) as exc:
             self.abort()
             raise OutputError(f"Cannot finish {self.path}: {exc}") from exc
         self._done = True
-        return self.path
+        return publish(self._tmp, self.path)  # removes the temp file if it fails
 
     def abort(self) -> None:
         """Drop everything written so far; an existing output file is left as it was."""
@@ -177,8 +165,7 @@ class VideoWriter:
         self._remove_tmp()
 
     def _remove_tmp(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        discard(self._tmp)
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -13,17 +13,16 @@ Paths are store-relative with ``/``. :func:`verify_store` re-hashes every record
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pare_studio.assets import SETUP_CMD, AssetStore
+from pare_studio.atomic import write_json_atomic
 from pare_studio.cancel import CancelToken
 from pare_studio.errors import AssetError
 from pare_studio.results import Progress
@@ -92,21 +91,13 @@ class Manifest:
         self.files[rel] = {"sha256": sha256, "size": int(size), "source": source}
 
     def save(self, store: AssetStore) -> None:
-        """Write ``manifest.json`` atomically (temp file in the store + ``os.replace``)."""
-        path = store.manifest_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        """Write ``manifest.json`` atomically (:mod:`pare_studio.atomic`)."""
         data = {
             "format": FORMAT,
             "files": dict(sorted(self.files.items())),
             "installs": self.installs,
         }
-        try:
-            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        write_json_atomic(store.manifest_path, data)
 
 
 @dataclass

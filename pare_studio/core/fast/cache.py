@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pare_studio.atomic import atomic_path, write_text_atomic
+from pare_studio.errors import OutputError
+
 log = logging.getLogger(__name__)
 
 #: Environment variable overriding the cache root folder.
@@ -235,18 +238,13 @@ class ExportCache:
         """
         self.ensure_writable()
         model, meta_path = self.model_path(key), self.meta_path(key)
-        tmp = _temp_path(self.dir, model.name)
         try:
-            write_model(tmp)
-            size = tmp.stat().st_size
-            digest = file_sha256(tmp)
-            os.replace(tmp, model)
-        except OSError as exc:
-            _unlink(tmp)
-            raise CacheUnavailable(f"cannot write {model} ({exc.strerror or exc})") from None
-        except BaseException:
-            _unlink(tmp)
-            raise
+            with atomic_path(model) as tmp:
+                write_model(tmp)
+                size = tmp.stat().st_size
+                digest = file_sha256(tmp)
+        except OutputError as exc:
+            raise CacheUnavailable(str(exc)) from None
         meta = {
             "key": key.as_dict(),
             "onnx_sha256": digest,
@@ -255,10 +253,10 @@ class ExportCache:
             **dict(extra_meta or {}),
         }
         try:
-            _atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str))
-        except OSError as exc:
+            write_text_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str))
+        except OutputError as exc:
             _unlink(model)
-            raise CacheUnavailable(f"cannot write {meta_path} ({exc.strerror or exc})") from None
+            raise CacheUnavailable(str(exc)) from None
         self.prune()
         return CacheEntry(model=model, meta=meta)
 
@@ -295,22 +293,6 @@ class ExportCache:
             for path in [*self.dir.glob(f"{_PREFIX}*.onnx"), *self.dir.glob(f".{_PREFIX}*.tmp")]:
                 if path.name not in keep and path.stat().st_mtime < stale:
                     _unlink(path)
-
-
-def _temp_path(folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = _temp_path(path.parent, path.name)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
 
 
 def _unlink(path: Path) -> None:
