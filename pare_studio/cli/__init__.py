@@ -60,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pare-studio``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -73,5 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pare-studio {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"pare-studio {args.command}: cancelled; nothing partial was written.", file=sys.stderr)
+        print(
+            f"pare-studio {args.command}: cancelled; nothing partial was written.", file=sys.stderr
+        )
         return 130

@@ -18,18 +18,23 @@ The reference's underscore flags are kept; each also accepts dashes (``--vid-fil
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pare_studio.cancel import CancelToken
-from pare_studio.cli._common import add_model_args
+from pare_studio.cli._common import (
+    add_model_args,
+    ctrl_c_cancels,
+    flag,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from pare_studio.errors import Cancelled, OutputError, PareStudioError, RenderError
 from pare_studio.results import Progress
 
@@ -37,42 +42,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_FOLDER = Path("logs/demo/demo_results")
 PKL_NAME = "pare_output.pkl"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _flag(name: str) -> list[str]:
-    """``--vid_file`` → ``["--vid_file", "--vid-file"]`` (the reference's spelling first)."""
-    dashed = name.replace("_", "-")
-    return [name] if dashed == name else [name, dashed]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,15 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "render the meshes over the video.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(*_flag("--vid_file"), dest="vid_file", type=Path, help="input video file")
+    src.add_argument(*flag("--vid_file"), dest="vid_file", type=Path, help="input video file")
     src.add_argument(
-        *_flag("--image_folder"),
+        *flag("--image_folder"),
         dest="image_folder",
         type=Path,
         help="input folder of frames (png/jpg, natural sort), treated as a video",
     )
     p.add_argument(
-        *_flag("--output_folder"),
+        *flag("--output_folder"),
         dest="output_folder",
         type=Path,
         default=DEFAULT_OUTPUT_FOLDER,
@@ -124,51 +93,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "id -1 = untracked, tracked with SORT); implies --detector boxes",
     )
     det.add_argument(
-        *_flag("--yolo_weights"),
+        *flag("--yolo_weights"),
         dest="yolo_weights",
         type=Path,
         default=None,
         help="yolov3.weights (default: the asset store, ./data, ~/.torch/models)",
     )
     det.add_argument(
-        *_flag("--tracker_batch_size"),
+        *flag("--tracker_batch_size"),
         dest="tracker_batch_size",
-        type=_positive_int,
+        type=positive_int,
         default=12,
         help="frames per detector batch (default 12)",
     )
     det.add_argument(
-        *_flag("--min_frames"),
+        *flag("--min_frames"),
         dest="min_frames",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         help="drop tracks shorter than this many frames (default 0: keep all, as the reference)",
     )
     inf = p.add_argument_group("inference and smoothing")
     inf.add_argument(
-        *_flag("--batch_size"),
+        *flag("--batch_size"),
         dest="batch_size",
-        type=_positive_int,
+        type=positive_int,
         default=16,
         help="crops per PARE batch (default 16)",
     )
-    inf.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    inf.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     inf.add_argument("--smooth", action="store_true", help="One-Euro smoothing of the pose")
     inf.add_argument(
-        *_flag("--min_cutoff"),
+        *flag("--min_cutoff"),
         dest="min_cutoff",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.004,
         help="One-Euro minimum cutoff (default 0.004)",
     )
     inf.add_argument(
         "--beta",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=1.0,
         help="One-Euro speed coefficient (default 1.0)",
     )
     inf.add_argument(
-        *_flag("--smoothing_method"),
+        *flag("--smoothing_method"),
         dest="smoothing_method",
         choices=["reference", "rotation"],
         default="reference",
@@ -177,18 +146,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     ren = p.add_argument_group("overlay video")
     ren.add_argument(
-        *_flag("--no_render"), dest="no_render", action="store_true", help="skip the video"
+        *flag("--no_render"), dest="no_render", action="store_true", help="skip the video"
     )
     ren.add_argument("--wireframe", action="store_true", help="draw the mesh as a wireframe")
     ren.add_argument("--sideview", action="store_true", help="add a side view to the right")
     ren.add_argument(
-        *_flag("--draw_keypoints"),
+        *flag("--draw_keypoints"),
         dest="draw_keypoints",
         action="store_true",
         help="draw the 49 projected joints",
     )
     ren.add_argument(
-        *_flag("--save_obj"),
+        *flag("--save_obj"),
         dest="save_obj",
         action="store_true",
         help="also save every mesh as meshes/<track>/<frame>.obj",
@@ -340,29 +309,6 @@ class ProgressBars:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-@contextlib.contextmanager
-def ctrl_c_cancels(token: CancelToken) -> Iterator[None]:
-    """First Ctrl+C sets ``token`` (the run stops after its current batch); the second aborts."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        print(
-            "\ncancelling after the current batch (Ctrl+C again to abort now)...", file=sys.stderr
-        )
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no signal handling
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def drive(gen: Generator[Progress, None, Any], on_progress: Callable[[Progress], None]) -> Any:

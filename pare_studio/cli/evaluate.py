@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pare_studio.cli._common import add_model_args
-from pare_studio.errors import CheckpointError, ConfigError, InputArrayError, OutputError
+from pare_studio.cli._common import add_model_args, check_out_dir, ctrl_c_cancels, positive_int
+from pare_studio.cli._eval_models import gendered_bodies, resolve_checkpoint, resolve_smpl_dir
+from pare_studio.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated datasets: 3dpw-all, 3doh (default: DATASET.VAL_DS of the config)",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="crops per network call (default 16)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=16, help="crops per network call (default 16)"
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -61,7 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="output folder (default <LOG_DIR>/evaluation_mesh_[gender_]<datasets>)",
     )
     p.add_argument(
-        "--limit", type=int, default=None, help="evaluate only the first N samples of each dataset"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="evaluate only the first N samples of each dataset",
     )
     p.add_argument(
         "--save-vertices",
@@ -74,10 +75,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print per-sequence rows too (always in the files)",
     )
     p.add_argument(
-        "--workers", type=int, default=2, help="threads reading and cropping images (default 2)"
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="threads reading and cropping images (default 2)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice)",
     )
     p.add_argument(
         "--opts",
@@ -88,11 +95,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "DATASET.USE_GENDER True",
     )
     p.set_defaults(func=run)
-
-
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise InputArrayError(f"{name} must be >= 1, got {value}")
 
 
 def _val_ds(cfg: Any) -> str:
@@ -108,34 +110,6 @@ def _val_ds(cfg: Any) -> str:
     return str(value)
 
 
-def resolve_checkpoint(ckpt: Path | None, cfg: Any) -> Path:
-    """``--ckpt``, else the config's ``TRAINING.PRETRAINED_LIT`` (relative to the working
-    directory, as the reference); :class:`CheckpointError` when neither is given."""
-    if ckpt is not None:
-        return ckpt
-    if cfg.pretrained_lit:
-        return Path(cfg.pretrained_lit)
-    where = f" {cfg.source}" if cfg.source is not None else ""
-    raise CheckpointError(
-        f"no checkpoint: pass --ckpt, or set TRAINING.PRETRAINED_LIT in the config{where} "
-        "(the reference's eval reads the weights from there)"
-    )
-
-
-def resolve_smpl_dir(smpl_dir: Path | None, data_dir: Path) -> Path:
-    """``--smpl-dir``; else ``--data-dir`` when it holds the SMPL files (the reference keeps them
-    in the same ``data/``); else the asset store when it does; else ``--data-dir`` (whose
-    loader then names the missing file)."""
-    if smpl_dir is not None:
-        return smpl_dir
-    from pare_studio.assets import AssetStore
-
-    for store in (AssetStore(data_dir), AssetStore.default()):
-        if not store.missing_smpl_dir_files():
-            return store.root
-    return data_dir
-
-
 def default_out_dir(cfg: Any, datasets: list[str], use_gender: bool) -> Path:
     """``<LOG_DIR>/evaluation_mesh_[gender_]<datasets joined by _>`` as the reference."""
     log_dir = cfg.get("LOG_DIR", "logs/experiments") or "logs/experiments"
@@ -143,70 +117,11 @@ def default_out_dir(cfg: Any, datasets: list[str], use_gender: bool) -> Path:
     return Path(str(log_dir)) / f"evaluation_mesh_{gender}{'_'.join(datasets)}"
 
 
-def _check_out_dir(out: Path) -> None:
-    """Fail before the long run when ``out`` cannot be created / written."""
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and (not probe.is_dir() or not os.access(probe, os.W_OK)):
-        what = "is not a folder" if not probe.is_dir() else "is not writable"
-        raise OutputError(f"cannot write the results to {out}: {probe} {what}")
-
-
-@contextmanager
-def _sigint_cancels(cancel: Any) -> Iterator[None]:
-    """First Ctrl+C sets ``cancel`` (the run stops after the batch); a second one interrupts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        print("\ncancelling after this batch (Ctrl+C again to stop now) ...", file=sys.stderr)
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _gendered_bodies(smpl_dir: Path, device: Any) -> tuple[Any, Any] | None:
-    """(male, female) SMPL bodies from ``smpl_dir``, or None (with a warning) when missing."""
-    from pare_studio.core.smpl import SmplBody
-    from pare_studio.core.smpl_io import SmplFiles
-    from pare_studio.errors import SmplModelError
-
-    try:
-        bodies = tuple(
-            SmplBody.from_files(SmplFiles.from_dir(smpl_dir, gender=g)).to(device)
-            for g in ("male", "female")
-        )
-    except SmplModelError as exc:
-        msg = (
-            "DATASET.USE_GENDER is on but the gendered SMPL models are not usable "
-            f"({exc}); the ground truth uses the neutral model"
-        )
-        log.warning(msg)
-        print(f"pare-studio eval: warning: {msg}", file=sys.stderr)
-        return None
-    return bodies  # type: ignore[return-value]
-
-
 def run(args: argparse.Namespace) -> int:
     from pare_studio import __version__
     from pare_studio.analysis.datasets import GENDERED_DATASETS, load_dataset, parse_dataset_names
     from pare_studio.cancel import CancelToken
     from pare_studio.core.config import load_config
-
-    _positive("--batch-size", args.batch_size)
-    _positive("--limit", args.limit)
-    _positive("--workers", args.workers)
-    _positive("--threads", args.threads)
 
     cfg = load_config(args.cfg, overrides=list(args.opts or []))
     if args.datasets is not None:
@@ -219,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir: Path = (
         args.out if args.out is not None else default_out_dir(cfg, names, cfg.use_gender)
     )
-    _check_out_dir(out_dir)
+    check_out_dir(out_dir)
 
     datasets = []
     for name in names:
@@ -242,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         gendered = None
         if cfg.use_gender and any(ds.name in GENDERED_DATASETS for ds in datasets):
-            gendered = _gendered_bodies(smpl_dir, predictor.device)
+            gendered = gendered_bodies(smpl_dir, predictor.device)
         meta = {
             "pare_studio_version": __version__,
             "cfg": None if args.cfg is None else str(args.cfg),
@@ -260,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         }
         cancel = CancelToken()
         bar = None
-        with _sigint_cancels(cancel):
+        with ctrl_c_cancels(cancel):
             gen = iter_evaluate(
                 predictor,
                 datasets,

@@ -18,6 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pare_studio.cli._common import non_negative_float, positive_float, positive_int
+
 #: The export formats (``pare_studio.export.dispatch.FORMATS``; repeated here so that building
 #: the parser imports nothing heavy).
 FORMATS = ("bvh", "glb", "npz", "obj", "pkl")
@@ -35,26 +37,6 @@ def _tracks(text: str) -> list[int]:
     return ids
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -68,19 +50,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _fov(text: str) -> float:
-    value = _positive(text)
+    value = positive_float(text)
     if value >= 180:
         raise argparse.ArgumentTypeError(f"field of view must be below 180 degrees, got {text}")
-    return value
-
-
-def _influences(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -116,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fps",
-        type=_positive,
+        type=positive_float,
         default=None,
         help="frame rate of the animation (default: the video's; 30 for a bare pkl)",
     )
@@ -143,9 +115,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the reference",
     )
     sm.add_argument(
-        "--min-cutoff", type=_non_negative, default=None, help="One-Euro min_cutoff (0.004)"
+        "--min-cutoff", type=non_negative_float, default=None, help="One-Euro min_cutoff (0.004)"
     )
-    sm.add_argument("--beta", type=_non_negative, default=None, help="One-Euro beta (1.0)")
+    sm.add_argument("--beta", type=non_negative_float, default=None, help="One-Euro beta (1.0)")
     world = p.add_argument_group("world frame and root translation")
     world.add_argument(
         "--no-translation",
@@ -166,7 +138,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     foc.add_argument(
         "--focal-length",
-        type=_positive,
+        type=positive_float,
         default=None,
         help="assumed focal length of the video, pixels",
     )
@@ -186,7 +158,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fmt.add_argument("--units", choices=["m", "cm"], default="m", help="BVH units (default metres)")
     fmt.add_argument(
         "--max-influences",
-        type=_influences,
+        type=positive_int,
         default=None,
         help="glb: skinning weights per vertex (default all non-zero; 4 for viewers "
         "that read one set)",

@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pare_studio.cli._common import add_model_args
-from pare_studio.cli.evaluate import (
-    _check_out_dir,
-    _gendered_bodies,
-    _positive,
-    _sigint_cancels,
-    resolve_checkpoint,
-    resolve_smpl_dir,
+from pare_studio.cli._common import (
+    add_model_args,
+    check_out_dir,
+    ctrl_c_cancels,
+    flag,
+    non_negative_int,
+    positive_int,
 )
+from pare_studio.cli._eval_models import gendered_bodies, resolve_checkpoint, resolve_smpl_dir
 from pare_studio.errors import InputArrayError, PareStudioError, RenderError, VideoReadError
 
 if TYPE_CHECKING:
@@ -55,12 +55,6 @@ log = logging.getLogger(__name__)
 NPZ_NAME = "occlusion_heatmaps.npz"
 #: The reference's default --dataset (only the first dataset is analysed).
 DEFAULT_DATASET = "3dpw-all_3doh"
-
-
-def _flag(name: str) -> list[str]:
-    """``--occ_size`` -> ``["--occ_size", "--occ-size"]`` (the reference's spelling first)."""
-    dashed = name.replace("_", "-")
-    return [name] if dashed == name else [name, dashed]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +90,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="image file(s): a person crop, or an image cropped to --box with the demo crop",
     )
     src.add_argument("--video", type=Path, default=None, help="video file (with --frame, --box)")
-    src.add_argument("--frame", type=int, default=0, help="0-based frame of --video (default 0)")
+    src.add_argument(
+        "--frame", type=non_negative_int, default=0, help="0-based frame of --video (default 0)"
+    )
     src.add_argument(
         "--box",
         action="append",
@@ -107,14 +103,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     occ = p.add_argument_group("occluder")
     occ.add_argument(
-        *_flag("--occ_size"),
+        *flag("--occ_size"),
         dest="occ_size",
-        type=int,
+        type=positive_int,
         default=40,
         help="occluder side in crop pixels (default 40)",
     )
     occ.add_argument(
-        "--stride", type=int, default=40, help="occluder step in crop pixels (default 40)"
+        "--stride", type=positive_int, default=40, help="occluder step in crop pixels (default 40)"
     )
     occ.add_argument(
         "--pixel",
@@ -135,22 +131,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run_g = p.add_argument_group("run")
     run_g.add_argument(
-        *_flag("--save_freq"),
+        *flag("--save_freq"),
         dest="save_freq",
-        type=int,
+        type=positive_int,
         default=100,
         help="dataset mode: analyse every N-th sample (default 100, as the reference)",
     )
-    run_g.add_argument("--limit", type=int, default=None, help="analyse at most N samples")
+    run_g.add_argument("--limit", type=positive_int, default=None, help="analyse at most N samples")
     run_g.add_argument(
-        *_flag("--batch_size"),
+        *flag("--batch_size"),
         dest="batch_size",
-        type=int,
+        type=positive_int,
         default=16,
         help="crops per network call (default 16)",
     )
     run_g.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice)",
     )
     run_g.add_argument(
         "--out",
@@ -372,8 +371,6 @@ def run(args: argparse.Namespace) -> int:
     from pare_studio.cancel import CancelToken
     from pare_studio.core.config import load_config
 
-    for name in ("occ_size", "stride", "save_freq", "batch_size", "limit", "threads"):
-        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.image is not None and args.video is not None:
         raise InputArrayError("give either --image or --video, not both")
     user_mode = args.image is not None or args.video is not None
@@ -390,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
     smpl_dir = resolve_smpl_dir(args.smpl_dir, data_dir)
     log_dir = cfg.get("LOG_DIR", "logs/experiments") or "logs/experiments"
     out_dir: Path = args.out if args.out is not None else Path(str(log_dir)) / "occlusion_test"
-    _check_out_dir(out_dir)
+    check_out_dir(out_dir)
 
     dataset = None
     ds_name = ""
@@ -444,13 +441,13 @@ def run(args: argparse.Namespace) -> int:
             from pare_studio.analysis.datasets import GENDERED_DATASETS
 
             if dataset.name in GENDERED_DATASETS:
-                gendered = _gendered_bodies(smpl_dir, predictor.device)
+                gendered = gendered_bodies(smpl_dir, predictor.device)
         cancel = CancelToken()
         staging = Staging(out_dir)
         per_sample = grid * grid + 1
         renderer_state: dict[str, Any] = {"renderer": None, "failed": not want_gif}
         results: list[SweepResult] = []
-        with _sigint_cancels(cancel):
+        with ctrl_c_cancels(cancel):
             bar = tqdm(
                 total=len(samples) * per_sample,
                 desc="occlusion",

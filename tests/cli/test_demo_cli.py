@@ -318,8 +318,8 @@ def test_bad_flag_combinations(clip: Path, model_args: list[str], tmp_path: Path
         ]
     )
     assert rc == 7 and "--boxes FILE" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["demo", "--vid_file", str(clip / "clip.mp4"), "--batch_size", "0"])
+    assert main(["demo", "--vid_file", str(clip / "clip.mp4"), "--batch_size", "0"]) == 2
+    assert "--batch-size: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_folder_mode_one_pkl_per_image(

@@ -221,7 +221,7 @@ def _args(data_dir: Path, cfg_path: Path, smpl_dir: Path, out: Path, *extra: str
         ("full", ["--opts", "DATASET.VAL_DS", "3dpw_3doh"], 10, "use '3dpw-all'"),
         ("full", ["--datasets", "3doh", "--ckpt", "nope.ckpt"], 3, "nope.ckpt"),
         ("full", ["--datasets", "3doh"], 3, "TRAINING.PRETRAINED_LIT"),
-        ("full", ["--datasets", "3doh", "--limit", "0"], 11, "--limit"),
+        ("full", ["--datasets", "3doh", "--limit", "0"], 2, "--limit"),
         ("full", ["--opts", "DATASET.VAL_DS"], 2, "KEY VALUE"),
     ],
 )
