@@ -40,10 +40,6 @@ DEFAULT_MODEL = "pare_w_3dpw"
 
 #: SMPL gender -> file stem under ``body_models/smpl``.
 SMPL_STEMS = {"neutral": "SMPL_NEUTRAL", "male": "SMPL_MALE", "female": "SMPL_FEMALE"}
-#: SMPL gender -> the code in the official file names (``basicmodel_m_lbs_10_207_0_v1.1.0.pkl``).
-SMPL_OFFICIAL_CODES = {"neutral": "neutral", "male": "m", "female": "f"}
-#: Extensions a SMPL model may have in the store, preferred first (npz: our pickle-free copy).
-SMPL_EXTS = (".npz", ".pkl")
 
 CHECKPOINTS_DIR = "pare/checkpoints"
 J_REGRESSOR_EXTRA = "J_regressor_extra.npy"
@@ -129,24 +125,11 @@ class AssetStore:
         return self.path(checkpoint_rel(model))
 
     def smpl_model_path(self, gender: str = "neutral") -> Path | None:
-        """The SMPL model file of ``gender`` that is present, or None: ``SMPL_<GENDER>.npz``, then
-        ``.pkl``, then the official ``basicModel_<f|m|neutral>_lbs_10_207_0_v1.*.pkl`` name (the
-        same order as ``core.smpl_io.SmplFiles``)."""
-        for ext in SMPL_EXTS:
-            p = self.path(smpl_rel(gender, ext))
-            if p.is_file():
-                return p
-        folder = self.smpl_models_dir
-        if folder.is_dir():
-            prefix = f"basicmodel_{SMPL_OFFICIAL_CODES[gender]}_lbs_10_207_0_v1."
-            official = sorted(
-                p
-                for p in folder.iterdir()
-                if p.suffix.lower() == ".pkl" and p.name.lower().startswith(prefix)
-            )
-            if official:
-                return official[-1]
-        return None
+        """The SMPL model file of ``gender`` that is present, or None (the search of
+        :func:`pare_studio.core.smpl_io.find_smpl_model`, which ``SmplFiles`` uses too)."""
+        from pare_studio.core.smpl_io import find_smpl_model
+
+        return find_smpl_model(self.smpl_models_dir, gender)
 
     @property
     def smpl_models_dir(self) -> Path:

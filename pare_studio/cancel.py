@@ -1,4 +1,4 @@
-"""A thread-safe cancel flag shared by the CLI (Ctrl+C), the window (Cancel button) and the pipelines."""
+"""A thread-safe cancel flag shared by the CLI (Ctrl+C), the window (Cancel) and the pipelines."""
 
 from __future__ import annotations
 

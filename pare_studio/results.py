@@ -37,7 +37,8 @@ class PareOutput:
     pred_cam_t : (N, 3) perspective translation ``(tx, ty, 2*5000/(224*s + 1e-9))``, metres.
     smpl_vertices : (N, 6890, 3) posed mesh in the SMPL model frame, metres, no translation.
     smpl_joints3d : (N, 49, 3) the 49 PARE joints (25 OpenPose + 24 "GT" joints), metres.
-    smpl_joints2d : (N, 49, 2) joints projected into the crop, normalised to [-1, 1] (x 112 + 112 = px).
+    smpl_joints2d : (N, 49, 2) joints projected into the crop, normalised to [-1, 1]
+        (x 112 + 112 = px).
     pred_segm_mask : (N, 25, 56, 56) part-segmentation logits; channel 0 is background.
     """
 
@@ -78,7 +79,10 @@ class PareOutput:
         if not parts:
             raise ValueError("cannot concatenate an empty list of PareOutput")
         return PareOutput(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PareOutput)}
+            **{
+                f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                for f in fields(PareOutput)
+            }
         )
 
 

@@ -146,24 +146,31 @@ def missing_file_message(name: str, path: Path, gender: str = "neutral") -> str:
     return f"{path.name} not found: expected {path}; {_DATA_HINT}"
 
 
-def _find_model_file(folder: Path, gender: str) -> Path:
-    """The SMPL model file for ``gender`` in ``folder``; the canonical ``.pkl`` path if none."""
+def find_smpl_model(folder: Path, gender: str) -> Path | None:
+    """The SMPL model file of ``gender`` present in ``folder`` (PARE's ``body_models/smpl``), or
+    None. Looked for in order: ``SMPL_<GENDER>.npz`` (written by ``pare-studio setup``), then
+    ``SMPL_<GENDER>.pkl``, then the newest official name
+    ``basicModel_<f|m|neutral>_lbs_10_207_0_v1.*.pkl``.
+    """
     upper = gender.upper()
-    canonical = folder / f"SMPL_{upper}.pkl"
-    for cand in (folder / f"SMPL_{upper}.npz", canonical):
+    for cand in (folder / f"SMPL_{upper}.npz", folder / f"SMPL_{upper}.pkl"):
         if cand.is_file():
             return cand
     if folder.is_dir():
-        code = _GENDER_CODES[gender]
+        prefix = f"basicmodel_{_GENDER_CODES[gender]}_lbs_10_207_0_v1."
         official = sorted(
             p
             for p in folder.iterdir()
-            if p.suffix.lower() == ".pkl"
-            and p.name.lower().startswith(f"basicmodel_{code}_lbs_10_207_0_v1.")
+            if p.suffix.lower() == ".pkl" and p.name.lower().startswith(prefix)
         )
         if official:
             return official[-1]  # the newest version
-    return canonical
+    return None
+
+
+def _find_model_file(folder: Path, gender: str) -> Path:
+    """:func:`find_smpl_model`, else the canonical ``SMPL_<GENDER>.pkl`` path (for the message)."""
+    return find_smpl_model(folder, gender) or folder / f"SMPL_{gender.upper()}.pkl"
 
 
 # --------------------------------------------------------------------------------------------

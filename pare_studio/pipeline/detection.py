@@ -326,9 +326,8 @@ class YoloDetector:
 
     Parameters
     ----------
-    weights : path of ``yolov3.weights``; None searches the usual places
-        (:func:`pare_studio.pipeline.yolo.find_yolo_weights`)
-    asset_dir : the asset store folder, searched before PARE's ``data/`` and ``~/.torch/models``
+    weights : path of ``yolov3.weights``; None searches the asset store, PARE's ``./data`` and
+        ``~/.torch/models`` (:func:`pare_studio.assets.resolve_yolo_weights`)
     device : torch device; None = CUDA when available, else CPU
     model : an already loaded :class:`~pare_studio.pipeline.yolo.DarknetYoloV3` (weights ignored)
     img_size, conf_thres, nms_thres, score_thres : the reference's 416, 0.8, 0.4, 0.7
@@ -344,7 +343,6 @@ class YoloDetector:
         self,
         weights: str | os.PathLike[str] | None = None,
         *,
-        asset_dir: str | os.PathLike[str] | None = None,
         device=None,
         model=None,
         img_size: int = YOLO_IMG_SIZE,
@@ -364,7 +362,7 @@ class YoloDetector:
             raise DetectorError(f"detector batch size must be >= 1, got {batch_size}")
         self.device = default_device(device)
         if model is None:
-            model = load_yolov3(weights, asset_dir=asset_dir, device=self.device)
+            model = load_yolov3(weights, device=self.device)
         self.model = model.to(self.device).eval()
         self.img_size = img_size
         self.conf_thres = conf_thres

@@ -345,62 +345,20 @@ def load_darknet_weights(model: DarknetYoloV3, path: str | os.PathLike[str]) -> 
     return header
 
 
-def weights_search_paths(
-    path: str | os.PathLike[str] | None = None, asset_dir: str | os.PathLike[str] | None = None
-) -> list[Path]:
-    """Where :func:`find_yolo_weights` looks, in order.
-
-    An explicit ``path`` is the only candidate when given. Otherwise: ``<asset_dir>/yolov3.weights``
-    and ``<asset_dir>/data/yolov3.weights`` (if an asset store is given), ``./data/yolov3.weights``
-    (PARE's data download, run from the PARE folder), ``~/.torch/models/yolov3.weights`` (where
-    the reference's install script moves it).
-    """
-    if path is not None:
-        return [Path(path).expanduser()]
-    out: list[Path] = []
-    if asset_dir is not None:
-        out += [Path(asset_dir) / WEIGHTS_FILE_NAME, Path(asset_dir) / "data" / WEIGHTS_FILE_NAME]
-    out += [
-        Path("data") / WEIGHTS_FILE_NAME,
-        Path("~/.torch/models").expanduser() / WEIGHTS_FILE_NAME,
-    ]
-    return out
-
-
-def find_yolo_weights(
-    path: str | os.PathLike[str] | None = None, asset_dir: str | os.PathLike[str] | None = None
-) -> Path:
-    """Return the first existing ``yolov3.weights`` of :func:`weights_search_paths`.
-
-    Raises
-    ------
-    DetectorError
-        With every place looked at and where to put the file.
-    """
-    candidates = weights_search_paths(path, asset_dir)
-    for c in candidates:
-        if c.is_file():
-            return c
-    if path is not None:
-        raise DetectorError(f"YOLOv3 weights file not found: {candidates[0]}")
-    looked = "\n  ".join(str(c) for c in candidates)
-    raise DetectorError(
-        "YOLOv3 weights (yolov3.weights, 248 MB, Darknet COCO) not found. Looked in:\n  "
-        f"{looked}\n"
-        "The file comes in PARE's data download as data/yolov3.weights (the reference's setup "
-        "moves it to ~/.torch/models/yolov3.weights). Put it in one of the places above or give "
-        "its path explicitly; or use a boxes file / whole-frame detection instead."
-    )
-
-
 def load_yolov3(
     path: str | os.PathLike[str] | None = None,
     *,
-    asset_dir: str | os.PathLike[str] | None = None,
     device: str | torch.device | None = None,
 ) -> DarknetYoloV3:
-    """Find, load and return YOLOv3 in eval mode on ``device`` (default: CUDA when available)."""
-    weights = find_yolo_weights(path, asset_dir)
+    """Load YOLOv3 in eval mode on ``device`` (default: CUDA when available).
+
+    ``path`` None looks where :func:`pare_studio.assets.resolve_yolo_weights` looks (the asset
+    store, PARE's ``./data``, ``~/.torch/models``) and raises
+    :class:`~pare_studio.errors.AssetError` naming those places when the file is in none.
+    """
+    from pare_studio.assets import resolve_yolo_weights
+
+    weights = resolve_yolo_weights(path)
     model = DarknetYoloV3()
     load_darknet_weights(model, weights)
     model.eval()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pare_studio.cancel import CancelToken
-from pare_studio.errors import Cancelled, DetectorError
+from pare_studio.errors import AssetError, Cancelled, DetectorError
 from pare_studio.pipeline.detection import (
     BoxesFileDetector,
     Detector,
@@ -27,7 +27,6 @@ from pare_studio.pipeline.tracking import (
 )
 from pare_studio.pipeline.yolo import (
     DarknetYoloV3,
-    find_yolo_weights,
     load_darknet_weights,
     read_darknet_header,
     yolov3_blocks,
@@ -251,30 +250,14 @@ def test_network_layout() -> None:
 def test_missing_weights_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    with pytest.raises(DetectorError) as err:
-        find_yolo_weights(asset_dir=tmp_path / "assets")
+    monkeypatch.setenv("PARE_STUDIO_DATA", str(tmp_path / "store"))
+    with pytest.raises(AssetError) as err:  # the search of pare_studio.assets, no file anywhere
+        YoloDetector(device="cpu")
     msg = str(err.value)
-    for part in ("data/yolov3.weights", ".torch/models/yolov3.weights", str(tmp_path / "assets")):
+    for part in (str(tmp_path / "store"), ".torch/models/yolov3.weights", "pare-studio setup"):
         assert part in msg
     with pytest.raises(DetectorError, match="not found"):
         YoloDetector(tmp_path / "nope.weights", device="cpu")
-    # search order: the asset store, then ./data, then ~/.torch/models
-    home = tmp_path / "home" / ".torch" / "models"
-    home.mkdir(parents=True)
-    (home / "yolov3.weights").write_bytes(b"x")
-    assert find_yolo_weights(asset_dir=tmp_path / "assets") == home / "yolov3.weights"
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "yolov3.weights").write_bytes(b"x")
-    found = find_yolo_weights(asset_dir=tmp_path / "assets")
-    assert found.resolve() == (tmp_path / "data" / "yolov3.weights").resolve()
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "assets" / "yolov3.weights").write_bytes(b"x")
-    assert (
-        find_yolo_weights(asset_dir=tmp_path / "assets") == tmp_path / "assets" / "yolov3.weights"
-    )
-    explicit = tmp_path / "mine.weights"
-    explicit.write_bytes(b"x")
-    assert find_yolo_weights(explicit, asset_dir=tmp_path / "assets") == explicit
 
 
 @pytest.fixture(scope="module")
