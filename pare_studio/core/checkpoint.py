@@ -472,26 +472,27 @@ def check_network_state_dict(
             misfit.append(f"{k} (checkpoint {theirs.dtype}, network {ours.dtype})")
     if not (missing or unexpected or misfit):
         return
-    lines = [
-        f"{origin} does not fit the network: {len(missing)} missing, {len(unexpected)} "
-        f"unexpected, {len(misfit)} mis-shaped keys"
-    ]
-    if missing:
-        lines.append(f"  missing ({len(missing)}): {_first(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected ({len(unexpected)}): {_first(unexpected)}")
-    if misfit:
-        lines.append(f"  mis-shaped ({len(misfit)}): {_first(misfit, 3)}")
     theirs_arch = describe_architecture(sd)
     ours_arch = describe_architecture(expected)
     if theirs_arch and theirs_arch != ours_arch:
-        lines.append(
-            f"This looks like a checkpoint of another architecture: {_arch_text(theirs_arch)}; "
+        verdict = (
+            f"it looks like a checkpoint of another architecture: {_arch_text(theirs_arch)}; "
             f"the configuration builds {_arch_text(ours_arch)}. Use the yaml config that came "
             "with this checkpoint."
         )
     else:
-        lines.append("The checkpoint is damaged or was edited: use the original PARE checkpoint.")
+        verdict = "the checkpoint is damaged or was edited: use the original PARE checkpoint."
+    # the verdict first (what to do), then the evidence, a few keys per kind
+    lines = [
+        f"{origin} does not fit the network: {verdict}",
+        f"  {len(missing)} missing, {len(unexpected)} unexpected, {len(misfit)} mis-shaped keys",
+    ]
+    if missing:
+        lines.append(f"  missing ({len(missing)}): {_first(missing, 3)}")
+    if unexpected:
+        lines.append(f"  unexpected ({len(unexpected)}): {_first(unexpected, 3)}")
+    if misfit:
+        lines.append(f"  mis-shaped ({len(misfit)}): {_first(misfit, 2)}")
     raise CheckpointError("\n".join(lines))
 
 

@@ -366,6 +366,12 @@ def load_predictor(
             "(body_models/smpl/SMPL_NEUTRAL.pkl, J_regressor_extra.npy, ...)"
         )
     cfg = load_config(None if cfg_path is None else Path(cfg_path).expanduser())
+    if cfg.num_joints != SMPL_NUM_JOINTS:
+        raise ConfigError(
+            f"PARE.NUM_JOINTS is {cfg.num_joints} in {cfg.source or 'the config'}, but SMPL "
+            f"has {SMPL_NUM_JOINTS} joints: the predictor can only turn a {SMPL_NUM_JOINTS}-joint "
+            "head into a mesh (the released PARE models use 24)"
+        )
     files = SmplFiles.from_dir(smpl_dir)
     t0 = time.perf_counter()
     smpl = SmplBody.from_files(files)

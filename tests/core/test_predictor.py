@@ -165,3 +165,7 @@ def test_load_predictor_errors(
         load_predictor(cfg_path, ckpt_path, None, device="cpu")
     with pytest.raises(SmplModelError, match="SMPL_NEUTRAL"):
         load_predictor(cfg_path, ckpt_path, tmp_path, device="cpu")
+    odd = tmp_path / "odd_joints.yaml"
+    odd.write_text(cfg_path.read_text().replace("NUM_JOINTS: 24", "NUM_JOINTS: 17"))
+    with pytest.raises(ConfigError, match="NUM_JOINTS is 17 in .*odd_joints.yaml.*24"):
+        load_predictor(odd, ckpt_path, smpl_dir, device="cpu")
