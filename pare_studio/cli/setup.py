@@ -191,15 +191,17 @@ def _verify(store: Any, bars: _Bars) -> int:
 def run(args: argparse.Namespace) -> int:
     from pare_studio.assets import AssetStore
     from pare_studio.setup.doctor import check_pare_data, check_smpl, check_yolo
+    from pare_studio.setup.lock import store_lock
 
     store = AssetStore.default(args.data_root)
     smpl_given = any(f is not None for f in (args.smpl, args.smpl_male, args.smpl_female))
     want_pare = args.from_zip is not None or args.url is not None or not (smpl_given or args.verify)
     bars = _Bars()
     try:
-        _import_smpl(args, store)  # local and quick: first, so a failed download does not undo it
-        if want_pare:
-            _install_pare_data(args, store, bars)
+        with store_lock(store):
+            _import_smpl(args, store)  # local and quick: first, so a failed download keeps it
+            if want_pare:
+                _install_pare_data(args, store, bars)
     except KeyboardInterrupt:
         bars.close()
         print(

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pare_studio.assets import AssetStore
+from pare_studio.setup.lock import LOCK_NAME
 
 
 # -- HTTP server ----------------------------------------------------------------------------
@@ -150,13 +151,14 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AssetStor
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``root`` (empty when it does not exist)."""
+    """relative path -> sha256 of every file under ``root`` (empty when it does not exist), but
+    the empty setup lock file that a setup leaves in the store's root."""
     if not root.exists():
         return {}
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p != root / LOCK_NAME
     }
 
 
