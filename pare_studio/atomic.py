@@ -195,22 +195,9 @@ def atomic_output(
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_output: mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    fd, tmp = temp_beside(path, create_folder)
-    try:
-        if mode == "w":
-            fh: IO = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-        else:
-            fh = os.fdopen(fd, "wb")
-        with fh:
-            yield fh
-    except OSError as exc:
-        discard(tmp)
-        raise _write_error(path, exc) from exc
-    except BaseException:
-        discard(tmp)
-        raise
-    publish(tmp, path)
+    text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+    with atomic_path(path, create_folder) as tmp, open(tmp, mode, **text) as fh:
+        yield fh
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
