@@ -8,7 +8,11 @@ import importlib
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the PARE Studio window")
-    p.add_argument("path", nargs="?", help="a video, an image folder or a pare_output.pkl to open")
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="a video, an image folder, a pare_output.pkl or a .pareproj project to open",
+    )
     p.set_defaults(func=run)
 
 

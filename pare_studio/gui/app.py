@@ -42,7 +42,8 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
 
 
 def run(path: str | os.PathLike[str] | None = None) -> int:
-    """Open the window (optionally with a video, image folder or pare_output.pkl) and run Qt.
+    """Open the window (optionally with a video, image folder, pare_output.pkl or .pareproj);
+    run Qt.
 
     Returns the application's exit code.
     """

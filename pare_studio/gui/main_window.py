@@ -3,6 +3,10 @@
 Widgets only talk to :class:`ViewerState`; the window connects the engine's signals to the state
 and the run panel, and turns user commands into engine requests. File decisions live in
 :mod:`documents`, menus in :mod:`window_actions`.
+
+Whatever replaces the current result (closing, opening a video / pkl / project, a run) first
+asks to save unsaved track edits: :meth:`WindowEditing.maybe_save_changes` (the rule is in
+:mod:`window_editing`'s docstring).
 """
 
 from __future__ import annotations
@@ -41,11 +45,35 @@ from pare_studio.gui.state import ViewerState
 from pare_studio.gui.vispy_mesh_view import VispyMeshView
 from pare_studio.gui.window_actions import build_menus
 from pare_studio.gui.window_editing import WindowEditing
+from pare_studio.pipeline.video import IMAGE_EXTENSIONS
+from pare_studio.project import PROJECT_SUFFIX
 from pare_studio.results import TrackResult, VideoResult
 
 log = logging.getLogger(__name__)
 
-_VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.webm *.mkv);;All files (*)"
+
+def _patterns(suffixes: tuple[str, ...]) -> str:
+    return " ".join(f"*{s}" for s in suffixes)
+
+
+#: File ▸ Open…: everything the window opens in one filter, then one filter per kind.
+OPEN_FILTER = ";;".join(
+    [
+        "Videos, frames, results and projects ("
+        + _patterns(
+            documents.VIDEO_SUFFIXES
+            + IMAGE_EXTENSIONS
+            + documents.RESULT_SUFFIXES
+            + (PROJECT_SUFFIX,)
+        )
+        + ")",
+        f"Videos ({_patterns(documents.VIDEO_SUFFIXES)})",
+        f"Image folders: any frame of the folder ({_patterns(IMAGE_EXTENSIONS)})",
+        f"PARE results: pare_output.pkl ({_patterns(documents.RESULT_SUFFIXES)})",
+        f"PARE Studio projects ({_patterns((PROJECT_SUFFIX,))})",
+        "All files (*)",
+    ]
+)
 _VIEWER_MODE = "Viewer mode: set the model files in Settings ▸ Model assets… to run PARE"
 
 
@@ -75,7 +103,7 @@ class QtMainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("PARE Studio")
+        self.setWindowTitle("PARE Studio[*]")  # [*]: "*" while there are unsaved edits
         self.setAcceptDrops(True)
         self.state = ViewerState(self)
         self.engine = InferenceEngine(
@@ -222,21 +250,39 @@ class QtMainWindow(QMainWindow):
     # -- open ---------------------------------------------------------------------------------
 
     def open_path(self, path: str | os.PathLike[str]) -> bool:
-        """Open a video, an image folder or a pare_output.pkl; errors go to a dialog."""
+        """Open a video, an image folder (or one of its frames), a pare_output.pkl or a
+        ``.pareproj`` project — File ▸ Open, drops, recent files and ``pare-studio gui PATH``.
+
+        Unsaved edits are offered for saving first; False when the user cancels that or the
+        file cannot be opened (an error dialog says why).
+        """
+        if not self.editing.maybe_save_changes():
+            return False
+        with self.editing.changes_settled():
+            return self._open_path(Path(path).expanduser())
+
+    def _open_path(self, p: Path) -> bool:
         from pare_studio.project import is_project_file
 
-        p = Path(path).expanduser()
-        if p.is_file() and is_project_file(p):
+        if p.is_file() and (p.suffix.lower() == PROJECT_SUFFIX or is_project_file(p)):
             return self.editing.open_project(p)
         if documents.is_results_file(p):
             return self.open_results(p)
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
+            return self.open_video(p.parent)  # a frame picked in File ▸ Open: its folder
         return self.open_video(p)
 
     def open_video(self, path: str | os.PathLike[str], keep_result: bool = False) -> bool:
-        """Show a video or image folder; the current result is dropped unless ``keep_result``."""
+        """Show a video or image folder; the current result is dropped unless ``keep_result``
+        (after offering to save unsaved edits: False when the user cancels)."""
+        if not keep_result and not self.editing.maybe_save_changes():
+            return False
+        with self.editing.changes_settled():
+            return self._open_video(Path(path).expanduser(), keep_result)
+
+    def _open_video(self, p: Path, keep_result: bool) -> bool:
         from pare_studio.pipeline.video import open_source
 
-        p = Path(path).expanduser()
         try:
             source = open_source(p)
         except PareStudioError as exc:
@@ -247,7 +293,7 @@ class QtMainWindow(QMainWindow):
             self.state.set_result(None)
         self.state.set_source(source, p)
         st.add_recent_file(p)
-        self._update_title()
+        self.update_title()
         w, h = source.size
         self.statusBar().showMessage(
             f"{p.name}: {len(source)} frames, {w}x{h}, {source.fps:g} fps", 5000
@@ -255,10 +301,16 @@ class QtMainWindow(QMainWindow):
         return True
 
     def open_results(self, path: str | os.PathLike[str]) -> bool:
-        """Show a pare_output.pkl (ours or the reference's) over its video when it can be found."""
+        """Show a pare_output.pkl (ours or the reference's) over its video when it can be found
+        (after offering to save unsaved edits: False when the user cancels)."""
+        if not self.editing.maybe_save_changes():
+            return False
+        with self.editing.changes_settled():
+            return self._open_results(Path(path).expanduser())
+
+    def _open_results(self, p: Path) -> bool:
         from pare_studio.pipeline.pkl_io import load_pare_output
 
-        p = Path(path).expanduser()
         try:
             result = load_pare_output(p)
         except PareStudioError as exc:
@@ -276,11 +328,12 @@ class QtMainWindow(QMainWindow):
             )
         self.state.set_result(result, path=p)
         st.add_recent_file(p)
-        self._update_title()
+        self.update_title()
         return True
 
-    def open_video_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", self._last_dir(), _VIDEO_FILTER)
+    def open_dialog(self) -> None:
+        """File ▸ Open…: a video, a frame of an image folder, a pare_output.pkl or a project."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open", self._last_dir(), OPEN_FILTER)
         if path:
             self.open_path(path)
 
@@ -318,6 +371,8 @@ class QtMainWindow(QMainWindow):
         except PareStudioError as exc:
             self.show_error(str(exc))
             return False
+        if not self.editing.maybe_save_changes():  # the run replaces the current result
+            return False
         QTimer.singleShot(
             0, self.run_panel.remember
         )  # the settings file is written after this event
@@ -345,7 +400,7 @@ class QtMainWindow(QMainWindow):
 
     def _on_run_finished(self, result: VideoResult) -> None:
         self.state.adopt_result(result, path=self._run_out_pkl)
-        self._update_title()
+        self.update_title()
         n = len(result.tracks)
         where = f"; saved {self._run_out_pkl}" if self._run_out_pkl else ""
         self.run_panel.show_idle(f"Done: {n} {'person' if n == 1 else 'people'}{where}")
@@ -393,8 +448,12 @@ class QtMainWindow(QMainWindow):
                 return False
         if result is None:  # smoothing still being computed: the export job smooths the rest
             return self.editing.export(self.editing.export_job("pkl", path))
+        # the pkl holds the edit state of now: once written, the edits count as saved
+        self._pkl_save = (Path(path), self.editing.generation)
         self.engine.save_pkl(SavePklRequest(result=result, path=Path(path)))
         return True
+
+    _pkl_save: tuple[Path, int] | None = None
 
     def export_overlay_video(
         self,
@@ -469,6 +528,9 @@ class QtMainWindow(QMainWindow):
 
     def _on_export_finished(self, path: str) -> None:
         if path.endswith(".pkl"):
+            if self._pkl_save is not None and self._pkl_save[0] == Path(path):
+                self.editing.mark_saved(self._pkl_save[1])
+                self._pkl_save = None
             self.state.set_result_path(Path(path))
         self.run_panel.show_idle(f"Saved {path}")
         self.statusBar().showMessage(f"Saved {path}", 8000)
@@ -519,13 +581,17 @@ class QtMainWindow(QMainWindow):
         for act in (a.export_pkl, a.export_video, a.export_obj):
             act.setEnabled(has_result and not busy)
 
-    def _update_title(self) -> None:
+    def update_title(self) -> None:
+        """Title: "PARE Studio — <project>" (or <video> — <pkl>) and Qt's ``[*]`` modified mark."""
+        project = self.editing.project_path
         name = self.state.video_path.name if self.state.video_path else ""
-        if self.state.result_path is not None:
+        if project is not None:
+            name = project.name
+        elif self.state.result_path is not None:
             name = (
                 f"{name} — {self.state.result_path.name}" if name else self.state.result_path.name
             )
-        self.setWindowTitle(f"PARE Studio — {name}" if name else "PARE Studio")
+        self.setWindowTitle(f"PARE Studio — {name}[*]" if name else "PARE Studio[*]")
 
     def _last_dir(self) -> str:
         files = st.recent_files()
@@ -546,12 +612,19 @@ class QtMainWindow(QMainWindow):
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            # A pkl dropped together with its video: open the video, then the results over it.
-            for p in sorted(paths, key=documents.is_results_file):
-                self.open_path(p)
+            if not self.editing.maybe_save_changes():  # asked once for all the dropped files
+                return
+            with self.editing.changes_settled():
+                # A pkl dropped together with its video: open the video, then the results over it.
+                for p in sorted(paths, key=documents.is_results_file):
+                    self.open_path(p)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Stop the engine (cancel, quit, join), release the video and the GL canvas."""
+        """Offer to save unsaved edits (Cancel keeps the window open), then stop the engine
+        (cancel, quit, join), release the video and the GL canvas."""
+        if not self._closing and not self.editing.maybe_save_changes():
+            event.ignore()
+            return
         self._closing = True
         self.timeline.pause()
         st.set_value("window/geometry", self.saveGeometry())

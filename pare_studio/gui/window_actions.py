@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class WindowActions:
-    """Every QAction of the window (tests trigger them like a user would)."""
+    """Every QAction of the window (tests trigger them like a user would).
 
-    open_video: QAction
+    ``open_file`` is File ▸ Open… (Ctrl+O): videos, a frame of an image folder, pare_output.pkl
+    and ``.pareproj`` projects, through :meth:`QtMainWindow.open_path`.
+    """
+
+    open_file: QAction
     open_results: QAction
     recent_menu: QMenu
     export_pkl: QAction
@@ -77,9 +81,7 @@ def build_menus(w: QtMainWindow) -> WindowActions:
         return lambda on: state.set_display(**{name: bool(on)})
 
     acts = WindowActions(
-        open_video=_action(
-            w, "&Open video or image folder…", w.open_video_dialog, QKeySequence.StandardKey.Open
-        ),
+        open_file=_action(w, "&Open…", w.open_dialog, QKeySequence.StandardKey.Open),
         open_results=_action(
             w, "Open &results (pare_output.pkl)…", w.open_results_dialog, "Ctrl+Shift+O"
         ),
@@ -120,7 +122,10 @@ def build_menus(w: QtMainWindow) -> WindowActions:
         about=_action(w, "&About PARE Studio", w.show_about),
     )
     m = mb.addMenu("&File")
-    for a in (acts.open_video, acts.open_results):
+    acts.open_file.setStatusTip(
+        "Open a video, an image folder (pick any frame), a pare_output.pkl or a project"
+    )
+    for a in (acts.open_file, acts.open_results):
         m.addAction(a)
     m.addMenu(acts.recent_menu)
     m.addSeparator()

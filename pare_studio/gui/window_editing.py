@@ -16,20 +16,46 @@ names and export choice, and the raw tracks as the 3D view's ghost. When the sta
 results from elsewhere (a run, an opened pkl), the session starts over from them. Exports and
 project saves run in a background :class:`TaskThread`; they use the session's edit state, so
 they reflect every edit.
+
+Unsaved changes: the rule
+    The session's ``QUndoStack`` is the one record of unsaved work. It is clean right after new
+    results are taken (a finished run, an opened pkl or video: the stack starts empty), after a
+    project was opened, after a project was saved and after a ``pare_output.pkl`` of the edit
+    state was exported (both only when nothing was edited while the file was being written).
+    Undoing back to that point makes it clean again. The window title shows ``*`` while it is
+    not clean (``[*]`` + ``setWindowModified``).
+
+    Before the window closes, another video / pkl / project opens or a run starts — anything
+    that replaces the current result — :meth:`WindowEditing.maybe_save_changes` asks "Save
+    changes to the project?" (Save / Discard / Cancel) when the stack is not clean. Save runs
+    the Save project flow (Save As dialog when there is no project file yet) and waits for the
+    write; a cancelled dialog or a failed write cancels the close / open, as Cancel does.
+    A run's results that were never saved are not a reason to ask (they can be made again), nor
+    are view changes (frame, selection, visibility) or the smoothing settings, which are not on
+    the undo stack (a project saves them, but changing them alone does not ask).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QInputDialog, QMenu, QMenuBar
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QMenu,
+    QMenuBar,
+    QMessageBox,
+)
 
 from pare_studio.edits import EditState, merge_problem, split_problem
 from pare_studio.errors import PareStudioError
@@ -52,6 +78,11 @@ log = logging.getLogger(__name__)
 EXPORT_CHANNEL = "export"
 PROJECT_CHANNEL = "project"
 _PROJECT_FILTER = f"PARE Studio project (*{PROJECT_SUFFIX});;All files (*)"
+SAVE_CHANGES_TEXT = "Save changes to the project?"
+_SAVE_CHANGES_INFO = (
+    "The track edits made since the last save (renames, deletions, merges, splits, export "
+    "choices) are lost if you discard them."
+)
 _NO_SMPL = (
     "Smoothing recomputes the body meshes with the SMPL model: set the SMPL folder in "
     "Settings ▸ Model assets…"
@@ -89,6 +120,9 @@ class WindowEditing(QObject):
     project_saved = Signal(str)
     project_opened = Signal(str)
 
+    #: objectName of the "Save changes to the project?" box (tests find it by this).
+    SAVE_BOX_NAME = "saveChangesBox"
+
     def __init__(self, window: QtMainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -103,6 +137,12 @@ class WindowEditing(QObject):
         self._stale = False
         self._adopting = False
         self._closed = False
+        self._generation = 0  # bumped by every change of the edit state (edit, undo, reset)
+        self._settled = 0  # > 0 while a replacement the user already agreed to runs
+        self._waiting_save = False
+        self._project_save_gen: int | None = None  # generation a running project save writes
+        self._export_save_gen: int | None = None  # same for a running pkl export (else None)
+        self.save_box: QMessageBox | None = None  # the "Save changes?" box while it is open
 
         self._build_dock()
         self.actions = self._build_actions()
@@ -239,7 +279,9 @@ class WindowEditing(QObject):
         v.selection_changed.connect(self._on_selection)
         v.frame_changed.connect(lambda _f: self._update_actions())
         s.display_changed.connect(self._push)
+        s.state_changed.connect(self._bump_generation)
         s.state_changed.connect(self._update_actions)
+        s.undo_stack.cleanChanged.connect(self._on_clean_changed)
         s.smoothing_busy_changed.connect(self.panel.set_busy)
         s.failed.connect(lambda m: self.window.show_error(m))
         self.panel.settings_changed.connect(self._on_settings)
@@ -561,6 +603,8 @@ class WindowEditing(QObject):
             self.window.statusBar().showMessage("An export is already running.", 5000)
             return False
         self.window.statusBar().showMessage(f"Exporting {job.fmt} to {job.out}…")
+        saves_edits = job.fmt == "pkl" and job.state is self.session.state
+        self._export_save_gen = self._generation if saves_edits else None
         self.tasks.submit(EXPORT_CHANNEL, lambda token, report: run_export_job(job, token, report))
         self._update_actions()
         return True
@@ -621,13 +665,18 @@ class WindowEditing(QObject):
         def work(_token: object, _report: object) -> Path:
             return write_project(target, project)
 
+        self._project_save_gen = self._generation
         self.tasks.submit(PROJECT_CHANNEL, work)
         self.window.statusBar().showMessage(f"Saving {target.name}…")
         self._update_actions()
         return True
 
     def open_project(self, path: str | os.PathLike[str] | None = None) -> bool:
-        """Open a ``.pareproj``: its video (when found), edited tracks, smoothing and view."""
+        """Open a ``.pareproj``: its video (when found), edited tracks, smoothing and view.
+
+        Unsaved edits are offered for saving first (:meth:`maybe_save_changes`); False when the
+        user cancels, or the file cannot be opened (an error dialog says why).
+        """
         if path is None:
             start = str(self.project_path.parent) if self.project_path else str(Path.cwd())
             path, _ = QFileDialog.getOpenFileName(
@@ -641,6 +690,12 @@ class WindowEditing(QObject):
                 "A run or an export is in progress; wait or cancel it before opening a project."
             )
             return False
+        if not self.maybe_save_changes():
+            return False
+        with self.changes_settled():
+            return self._open_project(p)
+
+    def _open_project(self, p: Path) -> bool:
         try:
             project = load_project(p)
         except PareStudioError as exc:
@@ -664,12 +719,13 @@ class WindowEditing(QObject):
             self.dock.show()  # the project smooths: show how
         self.project_path = p
         self.session.reset(st, project.smoothing)
+        self.session.undo_stack.setClean()  # reset cleared it already: the project is saved
         if project.results_path and Path(project.results_path).exists():
             self.viewer.set_result_path(Path(project.results_path))
         show_raw = restore_view(self.viewer, project.settings)
         if show_raw is not None:
             self.panel.show_raw.setChecked(show_raw)
-        w.setWindowTitle(f"PARE Studio — {p.name}")
+        w.update_title()
         self._update_actions()
         self.project_opened.emit(str(p))
         return True
@@ -686,20 +742,140 @@ class WindowEditing(QObject):
                     else f"{len(files)} files in {Path(files[0]).parent}"
                 )
                 self.window.statusBar().showMessage(f"Exported {where}", 8000)
+            if self._export_save_gen is not None:
+                self.mark_saved(self._export_save_gen)  # the pkl holds the edited tracks
+                self._export_save_gen = None
             self.export_finished.emit(files)
         elif channel == PROJECT_CHANNEL:
             self.project_path = Path(value)  # type: ignore[arg-type]
+            if self._project_save_gen is not None:
+                self.mark_saved(self._project_save_gen)
+                self._project_save_gen = None
             self.window.statusBar().showMessage(f"Saved {self.project_path}", 8000)
-            self.window.setWindowTitle(f"PARE Studio — {self.project_path.name}")
+            self.window.update_title()
             self.project_saved.emit(str(value))
         self._update_actions()
 
     def _on_task_failed(self, _ticket: int, channel: str, message: str, details: str) -> None:
+        if channel == EXPORT_CHANNEL:
+            self._export_save_gen = None
         if channel in (EXPORT_CHANNEL, PROJECT_CHANNEL):
             what = "Export" if channel == EXPORT_CHANNEL else "Saving the project"
             self.window.statusBar().clearMessage()
             self.window.show_error(f"{what} failed: {message}", details)
         self._update_actions()
+
+    # -- unsaved changes (module docstring: the rule) -----------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Counter of edit-state changes: pass it to :meth:`mark_saved` once a write is done."""
+        return self._generation
+
+    def _bump_generation(self) -> None:
+        self._generation += 1
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        if not self._closed:  # not while the window is being torn down
+            self.window.setWindowModified(not clean)
+
+    def is_clean(self) -> bool:
+        """No edit since the results were taken, the project opened or last saved."""
+        return self.session.undo_stack.isClean()
+
+    def mark_saved(self, generation: int) -> None:
+        """A file holding the edit state of ``generation`` was written: clean, unless the state
+        changed meanwhile (then the newer edits are still unsaved)."""
+        if generation == self._generation and not self._closed:
+            self.session.undo_stack.setClean()
+
+    @contextmanager
+    def changes_settled(self) -> Iterator[None]:
+        """While inside, :meth:`maybe_save_changes` does not ask (the user already answered)."""
+        self._settled += 1
+        try:
+            yield
+        finally:
+            self._settled -= 1
+
+    def maybe_save_changes(self) -> bool:
+        """Before the current result is replaced: True when the caller may go on.
+
+        Clean (or already answered, see :meth:`changes_settled`): True without asking.
+        Otherwise a modal "Save changes to the project?" box (:attr:`save_box`): Save → the
+        Save project flow, True once the file is written (False when its dialog is cancelled
+        or the write fails); Discard → True; Cancel (or Escape) → False.
+        """
+        if self._closed or self._settled or self.is_clean():
+            return True
+        if self._waiting_save:
+            return False  # a save asked for from this box is still being written
+        buttons = (
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "PARE Studio", SAVE_CHANGES_TEXT, buttons, self.window
+        )
+        box.setObjectName(self.SAVE_BOX_NAME)
+        box.setInformativeText(_SAVE_CHANGES_INFO)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        self.save_box = box
+        try:
+            box.exec()
+            clicked = box.clickedButton()
+            choice = (
+                box.standardButton(clicked)
+                if clicked is not None
+                else QMessageBox.StandardButton.Cancel
+            )
+        finally:
+            self.save_box = None
+            box.deleteLater()
+        if choice == QMessageBox.StandardButton.Discard:
+            return True
+        if choice == QMessageBox.StandardButton.Save:
+            return self.save_project_and_wait()
+        return False
+
+    def save_project_and_wait(self) -> bool:
+        """Save the project (Save As dialog when it has no file yet) and wait until it is
+        written (the window is disabled meanwhile); True when the file was written."""
+        if not self.save_project():
+            return False
+        outcome: list[bool] = []
+        loop = QEventLoop(self)
+
+        def finished(_ticket: int, channel: str, _value: object) -> None:
+            if channel == PROJECT_CHANNEL:
+                outcome.append(True)
+                loop.quit()
+
+        def ended(_ticket: int, channel: str, *_rest: object) -> None:
+            if channel == PROJECT_CHANNEL:
+                outcome.append(False)
+                loop.quit()
+
+        # connected after _on_task_finished: the state is marked saved before the loop ends
+        self.tasks.finished.connect(finished)
+        self.tasks.failed.connect(ended)
+        self.tasks.cancelled.connect(ended)
+        self._waiting_save = True
+        self.window.setEnabled(False)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            if self.tasks.is_busy(PROJECT_CHANNEL):
+                loop.exec()
+        finally:
+            QApplication.restoreOverrideCursor()
+            self.window.setEnabled(True)
+            self._waiting_save = False
+            self.tasks.finished.disconnect(finished)
+            self.tasks.failed.disconnect(ended)
+            self.tasks.cancelled.disconnect(ended)
+        return bool(outcome) and outcome[0]
 
     def shutdown(self) -> None:
         """Stop the background thread (the window is closing)."""

@@ -76,6 +76,17 @@ def qapp(qapp_args: list[str]) -> Iterator[object]:
 
 
 @pytest.fixture(autouse=True)
+def _discard_unanswered_save_prompts(qapp: object) -> Iterator[None]:
+    """A "Save changes?" box nobody answers within 0.5 s gets "Discard": a window left with
+    unsaved edits must not block pytest-qt's closing of the widgets (before fixture teardown)."""
+    from tests.gui.prompts import PromptAnswerer
+
+    answerer = PromptAnswerer("Discard", delay_s=0.5)
+    yield
+    answerer.stop()
+
+
+@pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """QSettings, the asset store and ./data point into the test's temp folder."""
     from PySide6.QtCore import QSettings

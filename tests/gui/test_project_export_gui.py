@@ -14,6 +14,7 @@ from pare_studio.pipeline.pkl_io import load_pare_output
 from pare_studio.project import SmoothingSettings
 from pare_studio.results import VideoResult
 from tests.gui.editing_data import pipeline_video_result
+from tests.gui.prompts import save_prompt
 
 
 @pytest.fixture(scope="module")
@@ -246,8 +247,10 @@ def test_a_damaged_project_gives_an_error_and_the_window_stays_usable(
     assert w.editing.session.undo_stack.count() == 3
     w.editing.session.undo_stack.undo()
     assert w.editing.session.state.selected_ids() == [1, 2, 3]
-    with qtbot.waitSignal(w.editing.project_opened, timeout=60000):
+    # the undo left unsaved work: reopening the project asks first (once), Discard goes on
+    with save_prompt("Discard") as asked, qtbot.waitSignal(w.editing.project_opened, timeout=60000):
         assert w.editing.open_project(good)
+    assert len(asked) == 1
     assert w.editing.session.state.selected_ids() == [2, 3]
 
 
