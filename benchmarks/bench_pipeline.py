@@ -137,7 +137,8 @@ class _SampledRunner:
         self.calls += 1
         if real:
             out = self.real(images)
-            self.last = {k: v.clone() for k, v in out.items()}
+            # torch tensors (torch runner) or numpy arrays (ONNX Runtime runner)
+            self.last = {k: v.clone() if hasattr(v, "clone") else v.copy() for k, v in out.items()}
             return out
         return {k: v[:n] for k, v in self.last.items()}
 
