@@ -105,6 +105,7 @@ class QtMainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("PARE Studio[*]")  # [*]: "*" while there are unsaved edits
         self.setAcceptDrops(True)
+        self._pkl_save: tuple[Path, int] | None = None  # pkl being written + its edit generation
         self.state = ViewerState(self)
         self.engine = InferenceEngine(
             self, torch_threads=torch_threads, predictor_loader=predictor_loader
@@ -452,8 +453,6 @@ class QtMainWindow(QMainWindow):
         self._pkl_save = (Path(path), self.editing.generation)
         self.engine.save_pkl(SavePklRequest(result=result, path=Path(path)))
         return True
-
-    _pkl_save: tuple[Path, int] | None = None
 
     def export_overlay_video(
         self,
