@@ -84,7 +84,7 @@ def prepare_folder(folder: str | os.PathLike[str], what: str = "output") -> Path
     return folder
 
 
-def temp_beside(path: str | os.PathLike[str], create_folder: bool = True) -> tuple[int, Path]:
+def temp_beside(path: str | os.PathLike[str], create_folder: bool = True) -> Path:
     """Create an empty temp file in ``path``'s folder: ``.<name>.<random>.tmp``.
 
     Parameters
@@ -94,7 +94,7 @@ def temp_beside(path: str | os.PathLike[str], create_folder: bool = True) -> tup
 
     Returns
     -------
-    (fd, tmp) : an open OS-level descriptor of the temp file (the caller closes it) and its path.
+    The temp file's path (only this process knows the random name).
 
     Raises
     ------
@@ -114,7 +114,8 @@ def temp_beside(path: str | os.PathLike[str], create_folder: bool = True) -> tup
         raise OutputError(
             f"cannot write in the folder {folder}: {exc.strerror or exc}; choose another path"
         ) from exc
-    return fd, Path(tmp)
+    os.close(fd)
+    return Path(tmp)
 
 
 def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
@@ -159,8 +160,7 @@ def atomic_path(path: str | os.PathLike[str], create_folder: bool = True) -> Ite
     block becomes :class:`OutputError`.
     """
     path = Path(path)
-    fd, tmp = temp_beside(path, create_folder)
-    os.close(fd)
+    tmp = temp_beside(path, create_folder)
     try:
         yield tmp
     except OSError as exc:

@@ -111,9 +111,8 @@ def test_unusable_targets_are_refused_before_anything_is_written(
 def test_a_failed_publish_removes_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fd, tmp = temp_beside(tmp_path / "v.mp4")
-    os.write(fd, b"frames")
-    os.close(fd)
+    tmp = temp_beside(tmp_path / "v.mp4")
+    tmp.write_bytes(b"frames")
 
     def refuse(src: object, dst: object) -> None:
         raise OSError(18, "Invalid cross-device link")

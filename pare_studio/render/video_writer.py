@@ -12,7 +12,6 @@ yuv420p needs even dimensions: frames with an odd width or height are padded by 
 from __future__ import annotations
 
 import contextlib
-import os
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -78,8 +77,7 @@ class VideoWriter:
         self.size: tuple[int, int] | None = None  # (width, height) as written (even)
         self._stream = None
         self._done = False
-        fd, self._tmp = temp_beside(self.path)
-        os.close(fd)
+        self._tmp = temp_beside(self.path)
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4")
         except Exception as exc:
