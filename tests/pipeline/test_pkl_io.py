@@ -20,19 +20,7 @@ from pare_studio.pipeline.pkl_io import (
     validate_reference_dict,
 )
 from pare_studio.results import TrackResult, VideoResult
-from tests.pipeline.video_helpers import make_track
-
-REFERENCE_DTYPES = {
-    "pred_cam": ((3,), np.float32),
-    "orig_cam": ((4,), np.float64),
-    "verts": ((6890, 3), np.float32),
-    "pose": ((24, 3, 3), np.float32),
-    "betas": ((10,), np.float32),
-    "joints3d": ((49, 3), np.float32),
-    "smpl_joints2d": ((49, 2), np.float32),
-    "bboxes": ((4,), np.float64),
-    "frame_ids": ((), np.int64),
-}
+from tests.pipeline.video_helpers import REFERENCE_LAYOUT, make_track
 
 
 @pytest.fixture()
@@ -65,7 +53,7 @@ def test_round_trip_keeps_reference_layout_exactly(tmp_path: Path, result: Video
         assert list(track) == list(TrackResult.REFERENCE_KEYS)
         n = len(result.tracks[tid])
         assert track["joints2d"] is None
-        for key, (tail, dtype) in REFERENCE_DTYPES.items():
+        for key, (tail, dtype) in REFERENCE_LAYOUT.items():
             assert track[key].shape == (n, *tail), key
             assert track[key].dtype == dtype, key
     loaded = load_pare_output(path)
