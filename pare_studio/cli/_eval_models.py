@@ -42,8 +42,9 @@ def resolve_smpl_dir(smpl_dir: Path | None, data_dir: Path) -> Path:
     return data_dir
 
 
-def gendered_bodies(smpl_dir: Path, device: Any) -> tuple[Any, Any] | None:
-    """(male, female) SMPL bodies from ``smpl_dir``, or None (with a warning) when missing."""
+def gendered_bodies(smpl_dir: Path, device: Any, command: str) -> tuple[Any, Any] | None:
+    """(male, female) SMPL bodies from ``smpl_dir``, or None when missing (with a warning on
+    stderr from ``pare-studio <command>``)."""
     from pare_studio.core.smpl import SmplBody
     from pare_studio.core.smpl_io import SmplFiles
     from pare_studio.errors import SmplModelError
@@ -59,6 +60,6 @@ def gendered_bodies(smpl_dir: Path, device: Any) -> tuple[Any, Any] | None:
             f"({exc}); the ground truth uses the neutral model"
         )
         log.warning(msg)
-        print(f"pare-studio eval: warning: {msg}", file=sys.stderr)
+        print(f"pare-studio {command}: warning: {msg}", file=sys.stderr)
         return None
     return bodies  # type: ignore[return-value]

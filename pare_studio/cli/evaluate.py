@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         gendered = None
         if cfg.use_gender and any(ds.name in GENDERED_DATASETS for ds in datasets):
-            gendered = gendered_bodies(smpl_dir, predictor.device)
+            gendered = gendered_bodies(smpl_dir, predictor.device, "eval")
         meta = {
             "pare_studio_version": __version__,
             "cfg": None if args.cfg is None else str(args.cfg),

@@ -441,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
             from pare_studio.analysis.datasets import GENDERED_DATASETS
 
             if dataset.name in GENDERED_DATASETS:
-                gendered = gendered_bodies(smpl_dir, predictor.device)
+                gendered = gendered_bodies(smpl_dir, predictor.device, "occlusion")
         cancel = CancelToken()
         staging = Staging(out_dir)
         per_sample = grid * grid + 1
